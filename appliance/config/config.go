@@ -1,0 +1,202 @@
+// Package config reads and validates the possync TOML configuration.
+//
+// Defaults come first (Default), the file is decoded over them with unknown
+// keys rejected by name, and Validate reports every bad value with its key.
+// The commented example in testdata/possync.example.toml documents every key
+// and is checked by the tests to match Default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	HTTP      HTTP      `toml:"http"`
+	Storage   Storage   `toml:"storage"`
+	Bus       Bus       `toml:"bus"`
+	Orders    Orders    `toml:"orders"`
+	Log       Log       `toml:"log"`
+	Discovery Discovery `toml:"discovery"`
+}
+
+// HTTP configures the JSON-RPC and long-poll listener.
+type HTTP struct {
+	Listen       string   `toml:"listen"`         // host:port; ":8079" = every address
+	MaxBodyBytes int      `toml:"max_body_bytes"` // larger request bodies get HTTP 413
+	PollHold     Duration `toml:"poll_hold"`      // longest a /longpolling/poll waits before answering []
+	ReadTimeout  Duration `toml:"read_timeout"`   // time to read one request
+	WriteTimeout Duration `toml:"write_timeout"`  // time to write one response
+	IdleTimeout  Duration `toml:"idle_timeout"`   // keep-alive connections idle longer are closed
+	MaxConns     int      `toml:"max_conns"`      // concurrent connections (each waiting poll holds one)
+}
+
+// Storage configures the Badger store.
+type Storage struct {
+	Dir        string   `toml:"dir"`         // data directory
+	GCInterval Duration `toml:"gc_interval"` // value-log GC period; 0 turns it off
+	CacheMiB   int      `toml:"cache_mib"`   // Badger block cache
+}
+
+// Bus configures the long-polling bus.
+type Bus struct {
+	Retention Duration `toml:"retention"` // notifications are kept at least this long (≥ 10m)
+	Replay    Duration `toml:"replay"`    // a poll with last=0 gets notifications this young
+}
+
+// Orders configures order retention.
+type Orders struct {
+	Retention     Duration `toml:"retention"`      // deleted/unpaid orders of old runs are purged after this
+	PurgeInterval Duration `toml:"purge_interval"` // how often retention runs
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// Discovery configures the mDNS/DNS-SD announcement.
+type Discovery struct {
+	Enabled    bool     `toml:"enabled"`
+	Instance   string   `toml:"instance"`   // DNS-SD instance name; "" = possync-<short id>
+	Hostname   string   `toml:"hostname"`   // the .local host name answered when no OS responder runs
+	Interfaces []string `toml:"interfaces"` // [] = all up, multicast-capable, non-loopback interfaces
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		HTTP: HTTP{
+			Listen:       ":8079",
+			MaxBodyBytes: 8 << 20,
+			PollHold:     Duration(50 * time.Second),
+			ReadTimeout:  Duration(30 * time.Second),
+			WriteTimeout: Duration(30 * time.Second),
+			IdleTimeout:  Duration(120 * time.Second),
+			MaxConns:     4096,
+		},
+		Storage: Storage{
+			Dir:        "./possync-data",
+			GCInterval: Duration(10 * time.Minute),
+			CacheMiB:   16,
+		},
+		Bus: Bus{
+			Retention: Duration(10 * time.Minute),
+			Replay:    Duration(50 * time.Second),
+		},
+		Orders: Orders{
+			Retention:     Duration(7 * 24 * time.Hour),
+			PurgeInterval: Duration(time.Minute),
+		},
+		Log: Log{Level: "info", Format: "text"},
+		Discovery: Discovery{
+			Enabled:    true,
+			Hostname:   "possync",
+			Interfaces: []string{},
+		},
+	}
+}
+
+// Parse decodes TOML from r over the defaults and validates the result.
+// name is used in error messages (usually the file path).
+func Parse(r io.Reader, name string) (Config, error) {
+	cfg := Default()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return cfg, fmt.Errorf("read config %s: %w", name, err)
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", name, decodeError(err))
+	}
+	var errs Errors
+	if und := md.Undecoded(); len(und) > 0 {
+		for _, k := range und {
+			errs = append(errs, &FieldError{Field: k.String(), Msg: "unknown key"})
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		var ve Errors
+		if errors.As(err, &ve) {
+			errs = append(errs, ve...)
+		} else {
+			errs = append(errs, &FieldError{Msg: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("config %s: %w", name, errs)
+	}
+	return cfg, nil
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Default(), fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+func decodeError(err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := strings.TrimSpace(pe.ErrorWithPosition())
+		return errors.New(msg)
+	}
+	return err
+}
+
+// FieldError is one problem with one key.
+type FieldError struct {
+	Field string // dotted key, e.g. "http.poll_hold"
+	Value any    // the bad value, if any
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	switch {
+	case e.Field == "":
+		return e.Msg
+	case e.Value == nil:
+		return fmt.Sprintf("%s: %s", e.Field, e.Msg)
+	default:
+		return fmt.Sprintf("%s = %s: %s", e.Field, formatValue(e.Value), e.Msg)
+	}
+}
+
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case Duration:
+		return fmt.Sprintf("%q", v.String())
+	case []string:
+		return fmt.Sprintf("%q", v)
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// Errors is every problem found in a configuration, one per line.
+type Errors []*FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestExampleMatchesDefault(t *testing.T) {
+	cfg, err := Load("../../testdata/possync.example.toml")
+	if err != nil {
+		t.Fatalf("Load(example) = %v", err)
+	}
+	if diff := cmp.Diff(Default(), cfg); diff != "" {
+		t.Errorf("example config differs from Default() (-default +example):\n%s", diff)
+	}
+}
+
+func TestEmptyIsDefault(t *testing.T) {
+	cfg, err := Parse(strings.NewReader(""), "empty")
+	if err != nil {
+		t.Fatalf("Parse(\"\") = %v", err)
+	}
+	if diff := cmp.Diff(Default(), cfg); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestParseOverrides(t *testing.T) {
+	cfg, err := Parse(strings.NewReader(`
+[http]
+listen = "127.0.0.1:9000"
+poll_hold = "20s"
+[discovery]
+enabled = false
+interfaces = ["eth0"]
+`), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:9000" || cfg.HTTP.PollHold.D() != 20*time.Second {
+		t.Errorf("http = %+v", cfg.HTTP)
+	}
+	if cfg.Discovery.Enabled || len(cfg.Discovery.Interfaces) != 1 {
+		t.Errorf("discovery = %+v", cfg.Discovery)
+	}
+	if cfg.Storage.Dir != Default().Storage.Dir {
+		t.Errorf("storage.dir = %q, want default", cfg.Storage.Dir)
+	}
+}
+
+func TestParseErrorsNameKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // substrings of the error
+	}{
+		{"unknown key", "[http]\nlisten = \":1\"\npol_hold = \"5s\"\n", []string{"http.pol_hold", "unknown key"}},
+		{"unknown table", "[htp]\nlisten = \":1\"\n", []string{"htp", "unknown key"}},
+		{"bad duration", "[http]\npoll_hold = \"5 minutes\"\n", []string{"poll_hold", "5 minutes", "not a duration"}},
+		{"wrong type", "[http]\nmax_conns = \"many\"\n", []string{"max_conns"}},
+		{"hold too long", "[http]\npoll_hold = \"90s\"\n", []string{"http.poll_hold = \"1m30s\"", "55s"}},
+		{"bad listen", "[http]\nlisten = \"8079\"\n", []string{"http.listen = \"8079\"", "host:port"}},
+		{"bad port", "[http]\nlisten = \":99999\"\n", []string{"http.listen", "65535"}},
+		{"short retention", "[bus]\nretention = \"1m\"\n", []string{"bus.retention = \"1m0s\"", "10m"}},
+		{"bad level", "[log]\nlevel = \"loud\"\n", []string{"log.level = \"loud\""}},
+		{"bad hostname", "[discovery]\nhostname = \"pos.sync\"\n", []string{"discovery.hostname = \"pos.sync\""}},
+		{"syntax", "[http\n", []string{"line 2", "table name"}},
+		{"several", "[http]\nlisten = \"x\"\nmax_conns = 1\n[log]\nformat = \"xml\"\n", []string{"http.listen", "http.max_conns = 1", "log.format = \"xml\""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tt.in), "test.toml")
+			if err == nil {
+				t.Fatalf("Parse(%q) = nil error, want one", tt.in)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse(%q) error = %q, want it to contain %q", tt.in, err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), "test.toml") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(t.TempDir() + "/nope.toml")
+	if err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Fatalf("Load(missing) = %v, want not-exist error", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		next := u.Unwrap()
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}

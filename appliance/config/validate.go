@@ -1,0 +1,108 @@
+package config
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks every value and returns Errors listing each bad key, or nil.
+func (c *Config) Validate() error {
+	var errs Errors
+	bad := func(field string, v any, msg string) {
+		errs = append(errs, &FieldError{Field: field, Value: v, Msg: msg})
+	}
+
+	if host, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", c.HTTP.Listen, "must be host:port, e.g. \":8079\" or \"192.168.1.50:8079\"")
+	} else {
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("http.listen", c.HTTP.Listen, "port must be a number from 0 to 65535")
+		}
+		if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+			bad("http.listen", c.HTTP.Listen, "host must be empty, an IP address or localhost")
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 64<<10 || c.HTTP.MaxBodyBytes > 256<<20 {
+		bad("http.max_body_bytes", c.HTTP.MaxBodyBytes, "must be from 65536 (64 KiB) to 268435456 (256 MiB)")
+	}
+	if d := c.HTTP.PollHold.D(); d < time.Second || d > 55*time.Second {
+		bad("http.poll_hold", c.HTTP.PollHold, "must be from 1s to 55s (the POS gives up on a poll after 60s)")
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"http.read_timeout", c.HTTP.ReadTimeout}, {"http.write_timeout", c.HTTP.WriteTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout}} {
+		if f.d.D() < time.Second || f.d.D() > time.Hour {
+			bad(f.name, f.d, "must be from 1s to 1h")
+		}
+	}
+	if c.HTTP.MaxConns < 16 || c.HTTP.MaxConns > 1<<20 {
+		bad("http.max_conns", c.HTTP.MaxConns, "must be from 16 to 1048576")
+	}
+
+	if strings.TrimSpace(c.Storage.Dir) == "" {
+		bad("storage.dir", c.Storage.Dir, "must name a directory")
+	}
+	if d := c.Storage.GCInterval.D(); d != 0 && d < time.Second {
+		bad("storage.gc_interval", c.Storage.GCInterval, "must be 0 (off) or at least 1s")
+	}
+	if c.Storage.CacheMiB < 1 || c.Storage.CacheMiB > 4096 {
+		bad("storage.cache_mib", c.Storage.CacheMiB, "must be from 1 to 4096")
+	}
+
+	if d := c.Bus.Retention.D(); d < 10*time.Minute || d > 24*time.Hour {
+		bad("bus.retention", c.Bus.Retention, "must be from 10m to 24h (clients that miss more resync by message_ID gaps)")
+	}
+	if d := c.Bus.Replay.D(); d < time.Second || d > c.Bus.Retention.D() {
+		bad("bus.replay", c.Bus.Replay, "must be from 1s up to bus.retention")
+	}
+
+	if d := c.Orders.Retention.D(); d < time.Minute {
+		bad("orders.retention", c.Orders.Retention, "must be at least 1m")
+	}
+	if d := c.Orders.PurgeInterval.D(); d < time.Second {
+		bad("orders.purge_interval", c.Orders.PurgeInterval, "must be at least 1s")
+	}
+
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", c.Log.Level, "must be one of debug, info, warn, error")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", c.Log.Format, "must be text or json")
+	}
+
+	if c.Discovery.Hostname != "" && !validLabel(c.Discovery.Hostname) {
+		bad("discovery.hostname", c.Discovery.Hostname, "must be one DNS label: letters, digits and '-', 1 to 63 characters, no dots")
+	}
+	if len(c.Discovery.Instance) > 63 {
+		bad("discovery.instance", c.Discovery.Instance, "must be at most 63 bytes")
+	}
+	for i, name := range c.Discovery.Interfaces {
+		if strings.TrimSpace(name) == "" {
+			bad("discovery.interfaces["+strconv.Itoa(i)+"]", name, "must name a network interface")
+		}
+	}
+
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func validLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"possync/appliance"
+)
+
+const usage = `possync — Sync Server for Odoo 12 pos_multi_session terminals
+
+Usage:
+  possync serve [-config FILE] [-listen ADDR] [-data DIR] [-mdns=false]
+                                   run the Sync Server (defaults: :8079, ./possync-data)
+  possync check-config -config FILE
+                                   validate a configuration file
+  possync discover [-timeout 3s] [-json]
+                                   find possync boxes on the LAN
+  possync version                  print version, commit, Go version, OS/arch
+`
+
+// run dispatches a subcommand. It is the testable body of main.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{code: 2}
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		return runCheckConfig(args[1:], stdout, stderr)
+	case "discover":
+		return runDiscover(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, appliance.VersionString())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "possync: unknown command %q\n\n%s", args[0], usage)
+		return &exitError{code: 2}
+	}
+}
