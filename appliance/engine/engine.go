@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"possync/appliance"
+)
+
+// Options configures an Engine. Zero values take the defaults noted.
+type Options struct {
+	Logger          *slog.Logger
+	BusRetention    time.Duration // notifications kept at least this long (default 10m)
+	OrderRetention  time.Duration // deleted/unpaid orders of old runs purged after this (default 168h)
+	PurgeInterval   time.Duration // retention period; 0 = default 1m, <0 = off (tests)
+	Now             func() time.Time
+	MaxPollChannels int // channels accepted in one poll (default 256)
+}
+
+// Engine is the Sync Server's protocol logic. Create with New, then Open.
+type Engine struct {
+	store appliance.Store
+	opts  Options
+	log   *slog.Logger
+	bus   *Bus
+
+	// mu guards the fields that follow. Session locks may be held while
+	// taking mu, never the reverse.
+	mu       sync.Mutex
+	sessions map[appliance.SessionKey]*session
+	posOwner map[appliance.POSKey]int64 // POS → multi-session id owning its row
+	lastSeen map[appliance.POSKey]time.Time
+
+	counters counters
+	stop     context.CancelFunc
+	done     chan struct{}
+	closed   atomic.Bool
+}
+
+type counters struct {
+	requests, accepted, revisionErrors, duplicates, syncAll, removes, relays, pings, storeErrors atomic.Uint64
+}
+
+// New returns an Engine on store. It does no I/O.
+func New(store appliance.Store, opts Options) *Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BusRetention <= 0 {
+		opts.BusRetention = 10 * time.Minute
+	}
+	if opts.OrderRetention <= 0 {
+		opts.OrderRetention = 7 * 24 * time.Hour
+	}
+	if opts.PurgeInterval == 0 {
+		opts.PurgeInterval = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxPollChannels <= 0 {
+		opts.MaxPollChannels = 256
+	}
+	return &Engine{
+		store:    store,
+		opts:     opts,
+		log:      opts.Logger.With("component", "engine"),
+		sessions: make(map[appliance.SessionKey]*session),
+		posOwner: make(map[appliance.POSKey]int64),
+		lastSeen: make(map[appliance.POSKey]time.Time),
+	}
+}
+
+// Open loads the durable state and starts the retention loop.
+func (e *Engine) Open(ctx context.Context) error {
+	snap, err := e.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load state: %w", err)
+	}
+	for _, r := range snap.Sessions {
+		s := e.sessionLocked(r.Key)
+		s.orderID, s.runID, s.persisted = r.OrderID, r.RunID, true
+	}
+	for _, r := range snap.POS {
+		s := e.sessionLocked(appliance.SessionKey{DB: r.Key.DB, ID: r.Session})
+		s.pos[r.Key.ID] = &posState{messageID: r.MessageID, userID: r.UserID}
+		e.posOwner[r.Key] = r.Session
+	}
+	for _, r := range snap.Orders {
+		s := e.sessionLocked(r.Key.Session)
+		s.orders[r.Key.UID] = orderFromRecord(r)
+	}
+	e.bus = newBus(snap.LastBusID)
+	e.bus.load(snap.Broadcasts, e.opts.Now().Add(-e.opts.BusRetention))
+	e.log.Info("state loaded", "sessions", len(snap.Sessions), "pos", len(snap.POS),
+		"orders", len(snap.Orders), "broadcasts", len(snap.Broadcasts), "last_bus_id", snap.LastBusID)
+
+	loopCtx, cancel := context.WithCancel(context.Background())
+	e.stop, e.done = cancel, make(chan struct{})
+	go func() {
+		defer close(e.done)
+		if e.opts.PurgeInterval > 0 {
+			e.retentionLoop(loopCtx)
+		}
+	}()
+	return nil
+}
+
+// sessionLocked returns the session for key, creating it in memory. Called
+// during Open (single-threaded) or with e.mu held.
+func (e *Engine) sessionLocked(key appliance.SessionKey) *session {
+	s := e.sessions[key]
+	if s == nil {
+		s = newSession(key)
+		e.sessions[key] = s
+	}
+	return s
+}
+
+// Bus returns the engine's bus (valid after Open).
+func (e *Engine) Bus() *Bus { return e.bus }
+
+// StopPolls wakes every waiting poll and makes later polls answer at once:
+// the first step of a shutdown, so the HTTP server can drain.
+func (e *Engine) StopPolls() {
+	if e.bus != nil {
+		e.bus.close()
+	}
+}
+
+// Close stops the retention loop and wakes every poll. It does not close
+// the store (the caller owns it). Safe to call more than once.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.StopPolls()
+	if e.stop != nil {
+		e.stop()
+		<-e.done
+	}
+	return nil
+}
+
+// Stats is a snapshot of the engine's counters, for the status page and
+// metrics.
+type Stats struct {
+	Sessions       int
+	Orders         int // orders known (all states)
+	DraftOrders    int
+	Requests       uint64 // update requests handled
+	Accepted       uint64 // update_order accepted
+	RevisionErrors uint64
+	Duplicates     uint64
+	SyncAll        uint64
+	Removes        uint64
+	Relays         uint64
+	Pings          uint64
+	StoreErrors    uint64
+	Bus            BusStats
+	LastSeen       map[appliance.POSKey]time.Time // last update request per POS
+}
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	st := Stats{
+		Requests:       e.counters.requests.Load(),
+		Accepted:       e.counters.accepted.Load(),
+		RevisionErrors: e.counters.revisionErrors.Load(),
+		Duplicates:     e.counters.duplicates.Load(),
+		SyncAll:        e.counters.syncAll.Load(),
+		Removes:        e.counters.removes.Load(),
+		Relays:         e.counters.relays.Load(),
+		Pings:          e.counters.pings.Load(),
+		StoreErrors:    e.counters.storeErrors.Load(),
+		LastSeen:       make(map[appliance.POSKey]time.Time),
+	}
+	e.mu.Lock()
+	sessions := make([]*session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		sessions = append(sessions, s)
+	}
+	for k, v := range e.lastSeen {
+		st.LastSeen[k] = v
+	}
+	e.mu.Unlock()
+	st.Sessions = len(sessions)
+	for _, s := range sessions {
+		s.mu.Lock()
+		st.Orders += len(s.orders)
+		for _, o := range s.orders {
+			if o.state == appliance.StateDraft {
+				st.DraftOrders++
+			}
+		}
+		s.mu.Unlock()
+	}
+	if e.bus != nil {
+		st.Bus = e.bus.stats()
+	}
+	return st
+}
+
+func (e *Engine) seen(k appliance.POSKey) {
+	now := e.opts.Now()
+	e.mu.Lock()
+	e.lastSeen[k] = now
+	e.mu.Unlock()
+}
+
+// lockSessions locks the session of key and, when movePOS names a POS whose
+// row belongs to another multi-session of the same database, that session
+// too (in key order, so two moves cannot deadlock). It returns the locked
+// session, the POS's current owner (nil if none or the same) and an unlock
+// function.
+func (e *Engine) lockSessions(key appliance.SessionKey, movePOS *int64) (s, from *session, unlock func()) {
+	for {
+		e.mu.Lock()
+		s = e.sessionLocked(key)
+		from = nil
+		var owner int64
+		var owned bool
+		if movePOS != nil {
+			owner, owned = e.posOwner[appliance.POSKey{DB: key.DB, ID: *movePOS}]
+			if owned && owner != key.ID {
+				from = e.sessionLocked(appliance.SessionKey{DB: key.DB, ID: owner})
+			}
+		}
+		e.mu.Unlock()
+
+		if from == nil {
+			s.mu.Lock()
+		} else if cmp.Compare(from.key.ID, s.key.ID) < 0 {
+			from.mu.Lock()
+			s.mu.Lock()
+		} else {
+			s.mu.Lock()
+			from.mu.Lock()
+		}
+		// Re-check ownership now that we hold the locks.
+		stable := true
+		if movePOS != nil {
+			e.mu.Lock()
+			o2, owned2 := e.posOwner[appliance.POSKey{DB: key.DB, ID: *movePOS}]
+			e.mu.Unlock()
+			stable = o2 == owner && owned2 == owned
+		}
+		if stable {
+			return s, from, func() {
+				s.mu.Unlock()
+				if from != nil {
+					from.mu.Unlock()
+				}
+			}
+		}
+		s.mu.Unlock()
+		if from != nil {
+			from.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+
+	"possync/appliance"
+)
+
+// request is a parsed /pos_multi_session_sync/update call.
+type request struct {
+	key    appliance.SessionKey
+	userID int64
+	msg    object // params.message
+	data   object // params.message.data
+	action string
+	run    int64
+}
+
+const (
+	pMsg  = "params.message"
+	pData = "params.message.data"
+)
+
+func parseRequest(params json.RawMessage) (*request, error) {
+	p, err := parseObject(params, "params")
+	if err != nil {
+		return nil, err
+	}
+	r := &request{}
+	if r.key.ID, err = p.requiredInt("multi_session_id", "params"); err != nil {
+		return nil, err
+	}
+	if r.key.DB, err = p.requiredString("dbname", "params"); err != nil {
+		return nil, err
+	}
+	if r.userID, err = p.requiredInt("user_ID", "params"); err != nil {
+		return nil, err
+	}
+	if r.msg, err = parseObject(p.field("message"), pMsg); err != nil {
+		return nil, err
+	}
+	if r.action, err = r.msg.requiredString("action", pMsg); err != nil {
+		return nil, err
+	}
+	if r.data, err = parseObject(r.msg.field("data"), pData); err != nil {
+		return nil, err
+	}
+	if r.run, err = r.data.requiredInt("run_ID", pData); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Update handles one /pos_multi_session_sync/update call. params is the
+// JSON-RPC params object. The result is the JSON-RPC result; business
+// conditions (stale revision, duplicate, deleted order) are results, and an
+// error means the request could not be understood (appliance.EINVALID) or
+// not stored (appliance.EUNAVAILABLE): nothing was applied then.
+func (e *Engine) Update(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+	e.counters.requests.Add(1)
+	r, err := parseRequest(params)
+	if err != nil {
+		return nil, err
+	}
+	switch r.action {
+	case "update_order":
+		return e.updateOrder(ctx, r)
+	case "sync_all":
+		return e.syncAll(ctx, r)
+	case "remove_order":
+		return e.removeOrder(ctx, r)
+	default:
+		return e.relay(ctx, r)
+	}
+}
+
+// orderUpdate is the part of an update_order message the engine owns.
+type orderUpdate struct {
+	uid   string
+	rev   int64
+	nonce json.RawMessage
+	seq   int64
+}
+
+func parseOrderUpdate(data object, path string) (orderUpdate, error) {
+	var u orderUpdate
+	var err error
+	if u.uid, err = data.requiredString("uid", path); err != nil {
+		return u, err
+	}
+	if u.rev, err = data.requiredInt("revision_ID", path); err != nil {
+		return u, err
+	}
+	if u.seq, err = data.requiredInt("sequence_number", path); err != nil {
+		return u, err
+	}
+	if u.nonce = data["nonce"]; len(u.nonce) == 0 {
+		return u, invalid("%s.nonce is missing", path)
+	}
+	return u, nil
+}
+
+func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, error) {
+	u, err := parseOrderUpdate(r.data, pData)
+	if err != nil {
+		return nil, err
+	}
+	if posID, err := r.data.requiredInt("pos_id", pData); err == nil {
+		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID})
+	}
+	s, _, unlock := e.lockSessions(r.key, nil)
+	defer unlock()
+	t := e.newTxn(s, nil)
+	t.beginRun(r.run)
+	res, accepted := t.storeOrder(r.msg, r.data, u, r.run)
+	if accepted {
+		t.broadcast(r.msg, r.data)
+	}
+	if accepted || t.sessionDirty {
+		if err := t.commit(ctx); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case accepted:
+		e.counters.accepted.Add(1)
+	case string(res) == `{"action":""}`:
+		e.counters.duplicates.Add(1)
+	default:
+		e.counters.revisionErrors.Add(1)
+	}
+	return res, nil
+}
+
+// storeOrder is the storing path of update_order (protocol.md §4.2 steps
+// 2–5): revision check, nonce duplicate, deleted check, is_changed marking,
+// numbering. On acceptance it updates data in place (sequence_number,
+// revision_ID, lines) and queues the order write; it never broadcasts.
+func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMessage, bool) {
+	o := t.order(u.uid)
+	serverRev := int64(1)
+	if o != nil {
+		serverRev = o.rev
+	}
+	if u.rev != serverRev {
+		if o != nil && jsonEqual(u.nonce, json.RawMessage(o.nonce)) {
+			return json.RawMessage(`{"action":""}`), false
+		}
+		return revisionError(u.uid, o), false
+	}
+	if o != nil && o.state == appliance.StateDeleted {
+		return revisionError(u.uid, o), false
+	}
+
+	seq := u.seq
+	n := &orderState{nonce: string(compactRaw(u.nonce)), state: appliance.StateDraft, run: run, updated: t.now}
+	if o != nil {
+		markChanged(data, o.msg)
+		n.rev = o.rev + 1
+	} else {
+		n.rev = 1
+		if seq != t.orderID+1 {
+			seq = t.orderID + 1
+			data["sequence_number"] = rawInt(seq)
+		}
+		t.setOrderID(seq)
+	}
+	data["revision_ID"] = rawInt(n.rev)
+	delete(data, "message_ID")
+	msg["data"] = data.bytes()
+	n.msg = msg.bytes()
+	t.setOrder(u.uid, n)
+
+	res := object{
+		"action":      json.RawMessage(`"update_revision_ID"`),
+		"revision_ID": rawInt(n.rev),
+		"uid":         rawString(u.uid),
+		"order_ID":    rawInt(seq),
+		"run_ID":      rawInt(n.run),
+	}
+	return res.bytes(), true
+}
+
+func revisionError(uid string, o *orderState) json.RawMessage {
+	state := json.RawMessage("false") // the reference yields False for unknown orders
+	if o != nil {
+		state = rawString(string(o.state))
+	}
+	return object{"action": json.RawMessage(`"revision_error"`), "order_uid": rawString(uid), "state": state}.bytes()
+}
+
+func compactRaw(raw json.RawMessage) []byte {
+	var buf []byte
+	if b, err := json.Marshal(raw); err == nil {
+		buf = b
+	} else {
+		buf = raw
+	}
+	return buf
+}

@@ -1,0 +1,46 @@
+package httpapi
+
+import (
+	"possync/appliance"
+)
+
+// errorName maps an appliance error code to the Odoo/werkzeug exception
+// name sent in error.data.name, and the HTTP status. This is the only place
+// codes become statuses.
+func errorName(code string) (name string, status int) {
+	switch code {
+	case appliance.EINVALID:
+		return "werkzeug.exceptions.BadRequest", 200
+	case appliance.ENOTFOUND:
+		return "werkzeug.exceptions.NotFound", 404
+	case appliance.EUNAVAILABLE:
+		return "possync.exceptions.StoreUnavailable", 200
+	default:
+		return "possync.exceptions.InternalError", 200
+	}
+}
+
+// appendRPCError writes a JSON-RPC error in the Odoo 12 shape (§2.3).
+func appendRPCError(dst []byte, id []byte, code, msg string) []byte {
+	name, status := errorName(code)
+	rpcCode, rpcMsg := 200, "Odoo Server Error"
+	if status == 404 {
+		rpcCode, rpcMsg = 404, "404: Not Found"
+	}
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	dst = appendID(dst, id)
+	dst = append(dst, `,"error":{"code":`...)
+	dst = appendInt(dst, rpcCode)
+	dst = append(dst, `,"message":`...)
+	dst = appendJSONString(dst, rpcMsg)
+	dst = append(dst, `,"data":{"name":`...)
+	dst = appendJSONString(dst, name)
+	dst = append(dst, `,"message":`...)
+	dst = appendJSONString(dst, msg)
+	dst = append(dst, `,"arguments":[`...)
+	dst = appendJSONString(dst, msg)
+	dst = append(dst, `],"debug":`...)
+	dst = appendJSONString(dst, "possync "+appliance.Version+": "+msg)
+	dst = append(dst, `,"exception_type":"internal_error","context":{}}}}`...)
+	return dst
+}

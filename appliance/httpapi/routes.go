@@ -1,0 +1,152 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"possync/appliance"
+)
+
+const (
+	pathUpdate = "/pos_multi_session_sync/update"
+	pathPing   = "/pos_longpolling/update"
+	pathPoll   = "/longpolling/poll"
+)
+
+func setCORS(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
+}
+
+// preflight answers OPTIONS as the reference nginx setup does (§3.5), plus
+// Chrome's Private Network Access opt-in for a LAN box called from a public
+// Odoo origin.
+func preflight(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "DNT,X-CustomHeader,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Content-Range,Range,X-Debug-Mode,X-Openerp-Session-Id")
+	h.Set("Access-Control-Max-Age", "1728000")
+	if string(ctx.Request.Header.Peek("Access-Control-Request-Private-Network")) == "true" {
+		h.Set("Access-Control-Allow-Private-Network", "true")
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	setCORS(ctx)
+	path := string(ctx.Path())
+	method := string(ctx.Method())
+	switch {
+	case method == fasthttp.MethodOptions:
+		preflight(ctx)
+	case path == pathUpdate || path == pathPing || path == pathPoll:
+		if method != fasthttp.MethodPost {
+			ctx.Response.Header.Set("Allow", "POST, OPTIONS")
+			s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "%s takes POST with a JSON-RPC body, not %s", path, method))
+			ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+			break
+		}
+		s.rpc(ctx, path)
+	case path == "/" || path == "/index.html":
+		s.statusPage(ctx)
+	case path == "/healthz":
+		s.health(ctx)
+	default:
+		s.writeError(ctx, nil, appliance.Errorf(appliance.ENOTFOUND, "no route %s %s (possync serves %s, %s and %s)", method, path, pathUpdate, pathPoll, pathPing))
+	}
+	if s.log.Enabled(ctx, slogDebug) {
+		s.log.Debug("request", "method", method, "path", path, "status", ctx.Response.StatusCode(),
+			"bytes_in", len(ctx.Request.Body()), "bytes_out", len(ctx.Response.Body()),
+			"ms", float64(time.Since(start).Microseconds())/1000, "remote", ctx.RemoteAddr().String())
+	}
+}
+
+// envelope is a JSON-RPC 2.0 request as Odoo's ajax.js sends it.
+type envelope struct {
+	ID     json.RawMessage `json:"id"`
+	Params json.RawMessage `json:"params"`
+}
+
+func (s *Server) rpc(ctx *fasthttp.RequestCtx, path string) {
+	body := ctx.PostBody()
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body is not a JSON-RPC object: %v", err))
+		return
+	}
+	if env.Params == nil || string(env.Params) == "null" {
+		env.Params = json.RawMessage("{}")
+	}
+	var (
+		result json.RawMessage
+		err    error
+	)
+	switch path {
+	case pathUpdate:
+		result, err = s.eng.Update(ctx, env.Params)
+	case pathPing:
+		result, err = s.eng.Ping(ctx, env.Params)
+	case pathPoll:
+		s.poll(ctx, env)
+		return
+	}
+	if err != nil {
+		s.writeError(ctx, env.ID, err)
+		return
+	}
+	s.writeResult(ctx, env.ID, result)
+}
+
+func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
+	pp, err := s.eng.ParsePoll(env.Params)
+	if err != nil {
+		s.writeError(ctx, env.ID, err)
+		return
+	}
+	notes := s.eng.Poll(ctx, pp, s.opts.PollHold, s.opts.Replay)
+	buf := make([]byte, 0, 256)
+	buf = append(buf, '[')
+	for i, n := range notes {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"id":`...)
+		buf = strconv.AppendUint(buf, n.ID, 10)
+		buf = append(buf, `,"channel":`...)
+		buf = appendJSONString(buf, n.Channel)
+		buf = append(buf, `,"message":`...)
+		buf = n.AppendMessage(buf)
+		buf = append(buf, '}')
+	}
+	buf = append(buf, ']')
+	s.writeResult(ctx, env.ID, buf)
+}
+
+func (s *Server) writeResult(ctx *fasthttp.RequestCtx, id, result []byte) {
+	ctx.SetContentType("application/json")
+	out := make([]byte, 0, len(result)+48)
+	out = append(out, `{"jsonrpc":"2.0","id":`...)
+	out = appendID(out, id)
+	out = append(out, `,"result":`...)
+	out = append(out, result...)
+	out = append(out, '}')
+	ctx.SetBody(out)
+}
+
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, id []byte, err error) {
+	code := appliance.ErrorCode(err)
+	msg := appliance.ErrorMessage(err)
+	switch code {
+	case appliance.EINVALID, appliance.ENOTFOUND:
+		s.log.Warn("rejected request", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", msg)
+	default:
+		s.log.Error("request failed", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", err)
+	}
+	_, status := errorName(code)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(appendRPCError(nil, id, code, msg))
+}
