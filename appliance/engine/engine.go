@@ -264,3 +264,36 @@ func (e *Engine) lockSessions(key appliance.SessionKey, movePOS *int64) (s, from
 		}
 	}
 }
+
+// Health reports whether the engine can still take its locks within d: a
+// stuck engine (deadlock, a store write that never returns) fails it, so the
+// systemd watchdog restarts the process.
+func (e *Engine) Health(d time.Duration) error {
+	if e.closed.Load() {
+		return appliance.ErrClosed
+	}
+	done := make(chan struct{})
+	go func() {
+		e.mu.Lock()
+		sessions := make([]*session, 0, len(e.sessions))
+		for _, s := range e.sessions {
+			sessions = append(sessions, s)
+		}
+		e.mu.Unlock()
+		for _, s := range sessions {
+			s.mu.Lock()
+			//lint:ignore SA2001 an empty critical section is the probe
+			s.mu.Unlock()
+		}
+		if e.bus != nil {
+			e.bus.Newest()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("engine stalled: locks not free within %v", d)
+	}
+}
