@@ -107,9 +107,6 @@ func (b *Bus) finish(r *reservation, bcasts []*appliance.Broadcast) {
 		for _, bc := range p.bcasts {
 			b.publishLocked(bc)
 		}
-		if last := p.first + p.n - 1; last > b.newest {
-			b.newest = last
-		}
 	}
 }
 
