@@ -133,7 +133,9 @@ func TestBusPruneAndClose(t *testing.T) {
 		t.Errorf("after prune: %+v, want 1 retained on 1 channel", st)
 	}
 	done := make(chan []Notification)
-	go func() { done <- b.Poll(context.Background(), PollRequest{Channels: []string{"z"}, Last: 3, Hold: time.Minute}) }()
+	go func() {
+		done <- b.Poll(context.Background(), PollRequest{Channels: []string{"z"}, Last: 3, Hold: time.Minute})
+	}()
 	for b.stats().Waiting == 0 {
 		time.Sleep(time.Millisecond)
 	}

@@ -402,4 +402,3 @@ func TestInvalidRequests(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
