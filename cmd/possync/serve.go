@@ -3,9 +3,149 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"possync/appliance"
+	"possync/appliance/config"
+	"possync/appliance/engine"
+	"possync/appliance/httpapi"
+	"possync/storage"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("serve: being written")
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (TOML); without it the built-in defaults are used")
+	listen := fs.String("listen", "", "listen address, e.g. :8079 (overrides http.listen)")
+	dataDir := fs.String("data", "", "data directory (overrides storage.dir)")
+	mdns := fs.Bool("mdns", true, "announce the box over mDNS (overrides discovery.enabled)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+
+	cfg := config.Default()
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.HTTP.Listen = *listen
+		case "data":
+			cfg.Storage.Dir = *dataDir
+		case "mdns":
+			cfg.Discovery.Enabled = *mdns
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("invalid settings: %w", err)}
+	}
+	logger := newLogger(cfg.Log, stderr)
+	return serve(ctx, cfg, logger)
+}
+
+// serve runs the Sync Server until ctx is done. Start-up order: store,
+// engine, listener, READY; shutdown order: mDNS goodbye, HTTP (waking
+// waiting polls), engine, store.
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	dir, err := filepath.Abs(cfg.Storage.Dir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", cfg.Storage.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	store, err := storage.Open(dir, storage.Options{Logger: logger, CacheMiB: cfg.Storage.CacheMiB, GCInterval: cfg.Storage.GCInterval.D()})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("close store", "err", err)
+		}
+	}()
+
+	eng := engine.New(store, engine.Options{
+		Logger:         logger,
+		BusRetention:   cfg.Bus.Retention.D(),
+		OrderRetention: cfg.Orders.Retention.D(),
+		PurgeInterval:  cfg.Orders.PurgeInterval.D(),
+	})
+	if err := eng.Open(ctx); err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	srv := httpapi.New(eng, httpapi.Options{
+		Addr:         cfg.HTTP.Listen,
+		Logger:       logger,
+		PollHold:     cfg.HTTP.PollHold.D(),
+		Replay:       cfg.Bus.Replay.D(),
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		ReadTimeout:  cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout: cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:  cfg.HTTP.IdleTimeout.D(),
+		MaxConns:     cfg.HTTP.MaxConns,
+		Health:       func() error { return eng.Health(5 * time.Second) },
+		Info:         func() map[string]string { return map[string]string{"Data directory": dir} },
+	})
+	if err := srv.Open(); err != nil {
+		return err
+	}
+	logger.Info("possync serving", "listen", srv.Addr().String(), "data", dir, "version", appliance.Version, "commit", appliance.BuildCommit())
+
+	stopAdvertiser := startAdvertiser(ctx, cfg.Discovery, srv.Port(), dir, logger)
+	if _, err := sdNotify("READY=1\nSTATUS=serving on " + srv.Addr().String()); err != nil {
+		logger.Warn("sd_notify READY", "err", err)
+	}
+	go runWatchdog(ctx, func() error { return eng.Health(5 * time.Second) }, logger)
+
+	<-ctx.Done()
+	logger.Info("shutting down")
+	_, _ = sdNotify("STOPPING=1")
+	stopAdvertiser()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Close(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// newLogger builds the process logger. LOG_LEVEL in the environment
+// overrides log.level.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	level := c.Level
+	if env := os.Getenv("LOG_LEVEL"); env != "" {
+		level = env
+	}
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
