@@ -9,21 +9,22 @@ import "encoding/json"
 // because each POS numbers its own line objects (an id present on one side
 // only does count, as in the reference). New lines get no flag.
 // Lines that are not [x, y, {uid: ...}] triples are left alone.
-func markChanged(data object, stored []byte) {
+//
+// old is the stored order's lines by uid (nil: none). markChanged returns
+// the new lines by uid, to be kept as the next call's old.
+func markChanged(data object, old map[string]object) map[string]object {
 	incoming, ok := parseLines(data.field("lines"))
 	if !ok || len(incoming) == 0 {
-		return
-	}
-	old := storedLines(stored)
-	if len(old) == 0 {
-		return
+		return nil
 	}
 	changed := false
+	cur := make(map[string]object, len(incoming))
 	for i, ln := range incoming {
 		uid, ok := lineUID(ln.dict)
 		if !ok {
 			continue
 		}
+		cur[uid] = ln.dict
 		prev, ok := old[uid]
 		if !ok || !lineDiffers(ln.dict, prev) {
 			continue
@@ -35,6 +36,7 @@ func markChanged(data object, stored []byte) {
 	if changed {
 		data["lines"] = encodeLines(incoming)
 	}
+	return cur
 }
 
 // markAllChanged sets "is_changed": true on every line (sync_all answers,
@@ -79,6 +81,23 @@ func parseLines(raw json.RawMessage) ([]line, bool) {
 	if raw == nil || kind(raw) != "array" {
 		return nil, false
 	}
+	// Fast path: every element is an array (the Odoo [0, 0, {...}] form).
+	var triples [][]json.RawMessage
+	if json.Unmarshal(raw, &triples) == nil {
+		out := make([]line, len(triples))
+		for i, tr := range triples {
+			out[i].raw = encodeRaw(tr)
+			if len(tr) < 3 || kind(tr[2]) != "object" {
+				continue
+			}
+			var d object
+			if json.Unmarshal(tr[2], &d) != nil {
+				continue
+			}
+			out[i].triple, out[i].dict = tr, d
+		}
+		return out, true
+	}
 	var elems []json.RawMessage
 	if json.Unmarshal(raw, &elems) != nil {
 		return nil, false
@@ -100,6 +119,17 @@ func parseLines(raw json.RawMessage) ([]line, bool) {
 		out[i].triple, out[i].dict = triple, d
 	}
 	return out, true
+}
+
+func encodeRaw(elems []json.RawMessage) json.RawMessage {
+	b := []byte{'['}
+	for i, e := range elems {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	return append(b, ']')
 }
 
 func encodeLines(lines []line) json.RawMessage {

@@ -36,7 +36,8 @@ type orderState struct {
 	state   appliance.OrderState
 	run     int64
 	updated time.Time
-	msg     []byte // last accepted message; nil for deleted orders not loaded
+	msg     []byte            // last accepted message; nil for deleted orders not loaded
+	lines   map[string]object // msg's lines by uid, kept to mark is_changed; nil = parse msg
 }
 
 func newSession(key appliance.SessionKey) *session {

@@ -156,10 +156,15 @@ func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMe
 	seq := u.seq
 	n := &orderState{nonce: string(compactRaw(u.nonce)), state: appliance.StateDraft, run: run, updated: t.now}
 	if o != nil {
-		markChanged(data, o.msg)
+		prev := o.lines
+		if prev == nil {
+			prev = storedLines(o.msg)
+		}
+		n.lines = markChanged(data, prev)
 		n.rev = o.rev + 1
 	} else {
 		n.rev = 1
+		n.lines = markChanged(data, nil)
 		if seq != t.orderID+1 {
 			seq = t.orderID + 1
 			data["sequence_number"] = rawInt(seq)

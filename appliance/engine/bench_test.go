@@ -1,0 +1,44 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"possync/storage/memstore"
+)
+
+// BenchmarkUpdateOrder measures the engine's update path (parse, revision
+// check, is_changed marking, template, commit to an in-memory store,
+// publish to 3 POS channels) without HTTP or disk. The end-to-end figure
+// over HTTP with Badger is BenchmarkUpdateOrderHTTP in appliance/httpapi.
+func BenchmarkUpdateOrder(b *testing.B) {
+	e := openEngine(b, memstore.New(), Options{})
+	for pos := int64(1); pos <= 3; pos++ {
+		call(b, e, "shop", 1, 2, syncAllMsg(pos, 1, true))
+	}
+	lines := make([]any, 10)
+	for i := range lines {
+		lines[i] = []any{0, 0, map[string]any{"uid": fmt.Sprint("l", i), "qty": 1, "price_unit": 4.8, "product_id": 50 + i,
+			"tax_ids": []any{[]any{6, false, []any{}}}, "ms_info": map[string]any{"created": map[string]any{"user": map[string]any{"id": 2, "name": "Mitchell Admin"}}}}}
+	}
+	call(b, e, "shop", 1, 2, orderMsg(1, "A", 1, 1, 1, "n0", lines...))
+	rev := int64(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		lines[0].([]any)[2].(map[string]any)["qty"] = rev
+		params := mustJSON(b, map[string]any{"multi_session_id": 1, "dbname": "shop", "user_ID": 2, "message": orderMsg(1, "A", 1, rev, 1, fmt.Sprint("n", rev), lines...)})
+		raw, err := e.Update(context.Background(), params)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var r struct {
+			Revision int64 `json:"revision_ID"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil || r.Revision != rev+1 {
+			b.Fatalf("answer %s", raw)
+		}
+		rev = r.Revision
+	}
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# build/test.sh — the whole possync test suite, from a fresh machine.
+#
+#   sudo build/test.sh            everything (what CI runs via .ci/run)
+#   build/test.sh quick           gofmt, vet, unit + end-to-end tests with -race (no root)
+#
+# As root it installs what the suites need (Debian packages listed in
+# build/deps/*.txt, binfmt for qemu-aarch64) and then runs, in order:
+#   1. gofmt + go vet
+#   2. go test -race ./...            unit, end-to-end HTTP, kill -9 restart tests
+#   3. discovery integration          real mDNS peers in two network namespaces
+#   4. systemd unit checks            systemd-analyze verify + security exposure
+#   5. arm64 test suite               under qemu-user emulation
+#   6. SD-card image + QEMU boot test build/ci-image.sh
+# Each step prints its duration; the script stops at the first failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
+export GOFLAGS=${GOFLAGS:-}
+
+mode=${1:-full}
+declare -a summary=()
+step() {
+	local name=$1
+	shift
+	local t0=$SECONDS
+	echo
+	echo "=== ${name}"
+	"$@"
+	summary+=("$(printf '%-32s %4ds' "$name" $((SECONDS - t0)))")
+}
+
+fmt_vet() {
+	local unformatted
+	unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	if [[ -n $unformatted ]]; then
+		echo "gofmt would change:" >&2
+		echo "$unformatted" >&2
+		return 1
+	fi
+	go vet ./...
+	go vet -tags integration ./...
+}
+
+unit() {
+	go test -race -count=1 ./...
+}
+
+case $mode in
+quick)
+	step "gofmt + go vet" fmt_vet
+	step "go test -race ./..." unit
+	;;
+full)
+	if [[ $(id -u) != 0 ]]; then
+		echo "build/test.sh: the full suite needs root (network namespaces, apt, binfmt)." >&2
+		echo "Run 'sudo build/test.sh', or 'build/test.sh quick' for the unit and end-to-end tests." >&2
+		exit 2
+	fi
+	step "install Debian packages" build/install-deps.sh
+	step "gofmt + go vet" fmt_vet
+	step "go test -race ./..." unit
+	step "discovery integration (netns)" go test -count=1 -tags integration ./discovery/...
+	step "systemd unit checks" build/check-unit.sh
+	step "arm64 test suite (qemu-user)" build/test-arm64.sh
+	step "SD image + QEMU boot test" build/ci-image.sh
+	;;
+*)
+	echo "usage: build/test.sh [quick|full]" >&2
+	exit 2
+	;;
+esac
+
+echo
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+echo "${#summary[@]} passed, 0 failed"
