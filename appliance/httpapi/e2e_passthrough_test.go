@@ -42,7 +42,7 @@ func exoticLine() map[string]any {
 	return map[string]any{
 		"note": "sans oignon 🧅", "mp_dirty": false, "mp_skip": nil, "custom_notes": nil,
 		"absolute_discount": json.Number("0.1"), "x_big": json.Number("12345678901234567890"),
-		"x_nested": []any{[]any{0, 0, map[string]any{"k": nil, "emoji": "👩‍🍳"}}},
+		"x_nested":     []any{[]any{0, 0, map[string]any{"k": nil, "emoji": "👩‍🍳"}}},
 		"pack_lot_ids": []any{[]any{0, 0, map[string]any{"lot_name": "LOT-1"}}},
 	}
 }
