@@ -52,7 +52,7 @@ type child struct {
 var listenRE = regexp.MustCompile(`msg="possync serving" listen=(\S+)`)
 
 // startChild runs `possync serve` in a child process on a free port.
-func startChild(t *testing.T, dir string) *child {
+func startChild(t testing.TB, dir string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "serve", "-listen", "127.0.0.1:0", "-data", dir, "-mdns=false")
 	cmd.Env = append(os.Environ(), "POSSYNC_HELPER_PROCESS=1", "LOG_LEVEL=info")
@@ -93,7 +93,7 @@ func startChild(t *testing.T, dir string) *child {
 	return c
 }
 
-func (c *child) kill9(t *testing.T) {
+func (c *child) kill9(t testing.TB) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
