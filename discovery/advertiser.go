@@ -1,0 +1,323 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/grandcat/zeroconf"
+
+	"possync/appliance"
+)
+
+// Service types announced by the Advertiser.
+const (
+	ServiceType = "_possync._tcp"
+	HTTPType    = "_http._tcp"
+	Domain      = "local."
+)
+
+// DefaultHostname is the .local host name answered when none is configured.
+const DefaultHostname = "possync"
+
+// ErrNoInterface is returned by Start when no interface can carry mDNS.
+var ErrNoInterface = errors.New("no usable network interface for mDNS")
+
+// Options configures an Advertiser. Only Port and ID are required.
+type Options struct {
+	Port         int           // HTTP port to announce
+	ID           string        // stable box id (see BoxID)
+	Scheme       string        // "http" (default) or "https"
+	Path         string        // URL path of the Sync Server; "" = "/"
+	Version      string        // "" = appliance.Version
+	Instance     string        // DNS-SD instance name; "" = "possync-<short id>"
+	Hostname     string        // .local host label; "" = DefaultHostname
+	Interfaces   []string      // interface names; empty = SelectInterfaces default
+	PollInterval time.Duration // interface/address check period; 0 = 2 s
+	Logger       *slog.Logger  // nil = slog.Default()
+}
+
+// Advertiser announces the box over mDNS/DNS-SD: _possync._tcp and
+// _http._tcp through zeroconf, plus the host name (A/AAAA) and the
+// re-announcements and goodbyes zeroconf does not do, on its own sockets.
+type Advertiser struct {
+	opts Options
+	log  *slog.Logger
+	txt  []string
+	http []string
+
+	startOnce sync.Once
+	startErr  error
+	conn      *mconn
+	served    chan struct{} // closed when conn.serve returns
+
+	conflicts chan netip.Addr // runtime claims on our host name, from handle
+
+	// mu guards the fields that follow. It is never held while sending.
+	mu       sync.Mutex
+	all      []Interface // every interface at the last check, for isLocal
+	ifcs     []Interface // the selection
+	host     string      // SRV target FQDN
+	ownHost  bool        // possync answers A/AAAA for host
+	instance string      // raw instance name in use
+	probes   chan packet // non-nil while probing
+
+	servers []*zeroconf.Server // only touched by Run
+}
+
+// NewAdvertiser validates opts. It does no I/O.
+func NewAdvertiser(opts Options) (*Advertiser, error) {
+	if opts.Port <= 0 || opts.Port > 65535 {
+		return nil, fmt.Errorf("advertiser: port %d out of range", opts.Port)
+	}
+	if opts.ID == "" {
+		return nil, errors.New("advertiser: missing box id")
+	}
+	if opts.Scheme == "" {
+		opts.Scheme = "http"
+	}
+	if opts.Scheme != "http" && opts.Scheme != "https" {
+		return nil, fmt.Errorf("advertiser: scheme %q: want http or https", opts.Scheme)
+	}
+	if opts.Path == "" {
+		opts.Path = "/"
+	}
+	if opts.Version == "" {
+		opts.Version = appliance.Version
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = DefaultHostname
+	}
+	label := HostLabel(opts.Hostname)
+	if label == "" {
+		return nil, fmt.Errorf("advertiser: host name %q has no letters or digits", opts.Hostname)
+	}
+	opts.Hostname = label
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	txt, err := EncodeTXT(TXT{Version: opts.Version, ID: opts.ID, Path: opts.Path, API: API, Scheme: opts.Scheme})
+	if err != nil {
+		return nil, fmt.Errorf("advertiser: %w", err)
+	}
+	httpTXT, _ := EncodeTXT(TXT{Path: opts.Path})
+	return &Advertiser{
+		opts:      opts,
+		log:       opts.Logger.With("component", "discovery"),
+		txt:       txt,
+		http:      httpTXT,
+		instance:  InstanceName(opts.Instance, opts.ID),
+		host:      hostFQDN(label),
+		conflicts: make(chan netip.Addr, 1),
+		served:    make(chan struct{}),
+	}, nil
+}
+
+// Start picks the interfaces and binds possync's mDNS sockets. It fails when
+// no interface can carry mDNS or UDP port 5353 cannot be bound; the caller
+// then serves without discovery. Calling it again returns the first result.
+func (a *Advertiser) Start() error {
+	a.startOnce.Do(func() { a.startErr = a.start() })
+	return a.startErr
+}
+
+func (a *Advertiser) start() error {
+	all, err := systemInterfaces()
+	if err != nil {
+		return err
+	}
+	sel, skipped := SelectInterfaces(all, a.opts.Interfaces)
+	if len(skipped) > 0 {
+		a.log.Warn("configured interfaces missing or down", "interfaces", skipped)
+	}
+	if len(sel) == 0 {
+		return ErrNoInterface
+	}
+	conn, err := openConn(sel)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.all, a.ifcs, a.conn = all, sel, conn
+	a.mu.Unlock()
+	go func() {
+		defer close(a.served)
+		conn.serve(a.handle)
+	}()
+	return nil
+}
+
+// Run announces the box until ctx is done, then sends goodbyes (TTL 0) and
+// releases the sockets; it returns nil after a clean shutdown. It calls
+// Start if the caller has not.
+func (a *Advertiser) Run(ctx context.Context) error {
+	if err := a.Start(); err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.claimNames(ctx); err != nil {
+		return nil // ctx done while probing: nothing announced yet
+	}
+	if err := a.register(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.log.Info("announcing", "instance", a.instance, "service", ServiceType, "port", a.opts.Port,
+		"host", a.host, "answers_host", a.ownHost, "interfaces", describe(a.ifcs))
+	a.mu.Unlock()
+
+	tick := time.NewTicker(a.opts.PollInterval)
+	defer tick.Stop()
+	var again <-chan time.Time // second announcement after an address change
+	for {
+		select {
+		case <-ctx.Done():
+			a.goodbye()
+			return nil
+		case <-tick.C:
+			if a.checkInterfaces() {
+				again = time.After(time.Second)
+			}
+		case <-again:
+			again = nil
+			a.announce(serviceTTL)
+		case addr := <-a.conflicts:
+			a.hostConflict(ctx, addr)
+		}
+	}
+}
+
+// servicesLocked returns the registrations as announced. a.mu must be held.
+func (a *Advertiser) servicesLocked() []service { return a.services(a.host, a.instance) }
+
+// register (re)creates the zeroconf servers for the current selection. They
+// answer browse and lookup queries and send the first announcements.
+func (a *Advertiser) register() error {
+	a.unregister()
+	a.mu.Lock()
+	svcs, ifcs := a.servicesLocked(), netInterfaces(a.ifcs)
+	a.mu.Unlock()
+	for _, s := range svcs {
+		// RegisterProxy with no addresses makes zeroconf answer with the
+		// addresses of the interface each query came in on, read at query
+		// time, instead of a list frozen at registration. Domain "local"
+		// without the dot keeps it from appending ".local" to the host.
+		srv, err := zeroconf.RegisterProxy(escapeLabel(s.Instance), s.Type, "local", s.Port, s.Host, nil, escapeTXT(s.Text), ifcs)
+		if err != nil {
+			a.unregister()
+			return fmt.Errorf("register %s on %d interfaces: %w", s.Type, len(ifcs), err)
+		}
+		a.servers = append(a.servers, srv)
+	}
+	return nil
+}
+
+// unregister shuts the zeroconf servers down; each sends its own goodbye.
+func (a *Advertiser) unregister() {
+	var wg sync.WaitGroup
+	for _, s := range a.servers {
+		wg.Go(s.Shutdown)
+	}
+	wg.Wait()
+	a.servers = nil
+}
+
+// announce sends every record (services, and the host when possync answers
+// for it) on every selected interface, with the cache-flush bit so peers
+// drop addresses they no longer see. ttl 0 makes it a goodbye.
+func (a *Advertiser) announce(ttl uint32) {
+	a.mu.Lock()
+	svcs, ifcs, host := a.servicesLocked(), slices.Clone(a.ifcs), ""
+	if a.ownHost {
+		host = a.host
+	}
+	a.mu.Unlock()
+	for _, ifc := range ifcs {
+		if err := a.conn.multicast(announcement(svcs, host, ifc, ttl), ifc); err != nil {
+			a.log.Debug("announce", "interface", ifc.Name, "ttl", ttl, "err", err)
+		}
+	}
+}
+
+// goodbye withdraws everything: our own goodbye (services and host records,
+// TTL 0), then zeroconf's, which repeats the service part.
+func (a *Advertiser) goodbye() {
+	a.announce(0)
+	a.unregister()
+	a.log.Info("sent mDNS goodbye", "instance", a.instance)
+}
+
+// close releases the sockets and waits for the reader.
+func (a *Advertiser) close() {
+	a.unregister()
+	a.conn.close()
+	<-a.served
+}
+
+// checkInterfaces re-reads the interfaces. A changed selection re-registers
+// with zeroconf (its interface list is fixed at registration); changed
+// addresses alone are re-announced at once. It reports whether anything was
+// announced, so the caller repeats it a second later (RFC 6762 8.3).
+func (a *Advertiser) checkInterfaces() bool {
+	all, err := systemInterfaces()
+	if err != nil {
+		a.log.Debug("check interfaces", "err", err)
+		return false
+	}
+	sel, _ := SelectInterfaces(all, a.opts.Interfaces)
+	a.mu.Lock()
+	old := a.ifcs
+	a.all = all
+	if len(sel) > 0 {
+		a.ifcs = sel
+	}
+	a.mu.Unlock()
+	switch {
+	case len(sel) == 0:
+		return false
+	case !sameInterfaces(old, sel):
+		a.log.Info("interfaces changed, announcing again", "interfaces", describe(sel))
+		if err := a.conn.join(sel); err != nil {
+			a.log.Warn("mDNS on new interfaces", "err", err)
+		}
+		if err := a.register(); err != nil {
+			a.log.Warn("mDNS announcement stopped", "err", err)
+		}
+		return true
+	case !sameAddrs(old, sel):
+		a.log.Info("addresses changed, announcing again", "interfaces", describe(sel))
+		a.announce(serviceTTL)
+		return true
+	}
+	return false
+}
+
+// hostConflict reacts to another host claiming our host name while we
+// answer for it: it stops answering, claims the fallback name and
+// re-registers so the SRV record points at a name that is ours.
+func (a *Advertiser) hostConflict(ctx context.Context, other netip.Addr) {
+	a.mu.Lock()
+	host := a.host
+	a.mu.Unlock()
+	next := hostFQDN(fallbackName(trimLocal(host), a.opts.ID))
+	a.log.Warn("another device answers for our host name; possync stops answering for it (no fight) and moves to another name",
+		"host", host, "other", other, "new_host", next)
+	owner, err := a.probeNames(ctx, []string{next}, a.proposals(next, nil))
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	a.host, a.ownHost = next, owner[next] == ownerNone
+	a.mu.Unlock()
+	if err := a.register(); err != nil {
+		a.log.Warn("mDNS announcement stopped", "err", err)
+	}
+}
