@@ -188,7 +188,7 @@ func (a *Advertiser) Run(ctx context.Context) error {
 			}
 		case <-again:
 			again = nil
-			a.announce(serviceTTL)
+			a.announce(serviceTTL, nil)
 		case addr := <-a.conflicts:
 			a.hostConflict(ctx, addr)
 		}
@@ -232,8 +232,11 @@ func (a *Advertiser) unregister() {
 
 // announce sends every record (services, and the host when possync answers
 // for it) on every selected interface, with the cache-flush bit so peers
-// drop addresses they no longer see. ttl 0 makes it a goodbye.
-func (a *Advertiser) announce(ttl uint32) {
+// replace what they hold. ttl 0 makes it a goodbye. gone lists, per
+// interface index, addresses that disappeared: they are withdrawn (TTL 0) in
+// the same packet, since a cache flush only covers the record types that are
+// announced again.
+func (a *Advertiser) announce(ttl uint32, gone map[int][]netip.Addr) {
 	a.mu.Lock()
 	svcs, ifcs, host := a.servicesLocked(), slices.Clone(a.ifcs), ""
 	if a.ownHost {
@@ -241,7 +244,12 @@ func (a *Advertiser) announce(ttl uint32) {
 	}
 	a.mu.Unlock()
 	for _, ifc := range ifcs {
-		if err := a.conn.multicast(announcement(svcs, host, ifc, ttl), ifc); err != nil {
+		m := announcement(svcs, host, ifc, ttl)
+		if host != "" && len(gone[ifc.Index]) > 0 {
+			v4, v6 := hostAddrs(Interface{Addrs: gone[ifc.Index]})
+			m.Answer = append(m.Answer, hostRecords(host, v4, v6, 0, true)...)
+		}
+		if err := a.conn.multicast(m, ifc); err != nil {
 			a.log.Debug("announce", "interface", ifc.Name, "ttl", ttl, "err", err)
 		}
 	}
@@ -250,7 +258,7 @@ func (a *Advertiser) announce(ttl uint32) {
 // goodbye withdraws everything: our own goodbye (services and host records,
 // TTL 0), then zeroconf's, which repeats the service part.
 func (a *Advertiser) goodbye() {
-	a.announce(0)
+	a.announce(0, nil)
 	a.unregister()
 	a.log.Info("sent mDNS goodbye", "instance", a.instance)
 }
@@ -294,10 +302,28 @@ func (a *Advertiser) checkInterfaces() bool {
 		return true
 	case !sameAddrs(old, sel):
 		a.log.Info("addresses changed, announcing again", "interfaces", describe(sel))
-		a.announce(serviceTTL)
+		a.announce(serviceTTL, goneAddrs(old, sel))
 		return true
 	}
 	return false
+}
+
+// goneAddrs lists, per interface index, the addresses in old that are not in
+// cur.
+func goneAddrs(old, cur []Interface) map[int][]netip.Addr {
+	gone := map[int][]netip.Addr{}
+	for _, o := range old {
+		i := slices.IndexFunc(cur, func(c Interface) bool { return c.Index == o.Index })
+		if i < 0 {
+			continue
+		}
+		for _, addr := range o.Addrs {
+			if !slices.Contains(cur[i].Addrs, addr) {
+				gone[o.Index] = append(gone[o.Index], addr)
+			}
+		}
+	}
+	return gone
 }
 
 // hostConflict reacts to another host claiming our host name while we

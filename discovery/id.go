@@ -37,7 +37,9 @@ const maxLabel = 63
 // application key, as systemd asks for, so the machine id itself is never
 // published). Without a readable machine id it is read from dataDir/box-id,
 // or generated at random and stored there. The second result says where the
-// id came from ("machine-id", "box-id file" or "generated").
+// id came from ("machine-id", "box-id file" or "generated"). An error with a
+// non-empty id means the generated id could not be stored: it is usable but
+// will change on the next start.
 func BoxID(machineIDPath, dataDir string) (id, source string, err error) {
 	if b, err := os.ReadFile(machineIDPath); err == nil {
 		if id, ok := idFromMachineID(string(b)); ok {
@@ -45,20 +47,18 @@ func BoxID(machineIDPath, dataDir string) (id, source string, err error) {
 		}
 	}
 	path := filepath.Join(dataDir, BoxIDFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
+	b, readErr := os.ReadFile(path)
+	if readErr == nil {
 		if id := strings.TrimSpace(string(b)); ValidID(id) {
 			return id, "box-id file", nil
 		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", "", fmt.Errorf("read box id: %w", err)
 	}
 	var r [idLen / 2]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		return "", "", fmt.Errorf("generate box id: %w", err)
-	}
+	_, _ = rand.Read(r[:]) // never fails (crypto/rand panics instead)
 	id = hex.EncodeToString(r[:])
+	if readErr != nil && !errors.Is(readErr, fs.ErrNotExist) {
+		return id, "generated", fmt.Errorf("read box id: %w", readErr)
+	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return id, "generated", fmt.Errorf("store box id: %w", err)
 	}
