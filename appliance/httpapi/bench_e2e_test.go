@@ -1,0 +1,133 @@
+package httpapi_test
+
+// Benchmarks over real sockets against a real server (fasthttp + Badger
+// with synced writes). Client and server run in this process, so
+// allocations count both sides.
+//
+//	go test -run '^$' -bench . -benchtime 2s ./appliance/httpapi/
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"possync/appliance/apptest"
+)
+
+// drain reads the notifications of terms until the benchmark ends.
+func drain(b *testing.B, terms ...*apptest.Terminal) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, term := range terms {
+		wg.Go(func() {
+			for {
+				select {
+				case <-term.Notifications():
+				case <-done:
+					return
+				}
+			}
+		})
+	}
+	b.Cleanup(func() { close(done); wg.Wait() })
+}
+
+// BenchmarkUpdateOrderHTTP: one POS updates its order over and over; each
+// update is committed and broadcast to the 3 polling POSes of the
+// multi-session.
+func BenchmarkUpdateOrderHTTP(b *testing.B) {
+	srv := newServer(b, apptest.Options{PollHold: 5 * time.Second})
+	terms := []*apptest.Terminal{
+		openPOS(b, srv, cfg("bench", 1, 1, 2)),
+		openPOS(b, srv, cfg("bench", 1, 2, 3)),
+		openPOS(b, srv, cfg("bench", 1, 3, 4)),
+	}
+	drain(b, terms...)
+	w := terms[0]
+	o := w.NewOrder(1)
+	l := w.AddLine(o, 50, 1, 4.8)
+	w.AddLine(o, 51, 2, 1.5)
+	if _, err := w.UpdateOrder(o); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		o.SetQty(l, float64(i%7+1))
+		res, err := w.UpdateOrder(o)
+		if err != nil || res["action"] != "update_revision_ID" {
+			b.Fatalf("update %d = %v, %v", i, res, err)
+		}
+	}
+	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "updates/s")
+}
+
+// BenchmarkUpdateOrderHTTPParallel: 8 POSes of one multi-session update
+// their own orders concurrently (the writes of one multi-session are
+// serialized; this shows what commit batching buys).
+func BenchmarkUpdateOrderHTTPParallel(b *testing.B) {
+	srv := newServer(b, apptest.Options{PollHold: 5 * time.Second})
+	terms := make([]*apptest.Terminal, 8)
+	for i := range terms {
+		terms[i] = openPOS(b, srv, cfg("bench", 1, int64(i+1), int64(i+2)))
+	}
+	drain(b, terms...)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := terms[int(next.Add(1)-1)%len(terms)]
+		o := w.NewOrder(next.Add(1) + 100)
+		l := w.AddLine(o, 50, 1, 4.8)
+		for i := 0; pb.Next(); i++ {
+			o.SetQty(l, float64(i%7+1))
+			res, err := w.UpdateOrder(o)
+			if err != nil || res["action"] != "update_revision_ID" {
+				b.Errorf("update = %v, %v", res, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+}
+
+// BenchmarkPublishToWake: a poll waits; a PING publishes its PONG; the time
+// from the start of the PING request to the arrival of the poll's answer
+// (an upper bound of publish→wake: it includes the PING's own request).
+func BenchmarkPublishToWake(b *testing.B) {
+	srv := newServer(b, apptest.Options{PollHold: 10 * time.Second})
+	a := apptest.NewTerminal(b, srv.URL, cfg("bench", 1, 1, 2))
+	a.StartPolling()
+	if _, err := a.Barrier(wait); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	rtt := make([]time.Duration, 0, b.N) // the PING's own round trip, for comparison
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		time.Sleep(time.Millisecond) // let the poller send its next poll and wait
+		b.StartTimer()
+		start := time.Now()
+		if _, err := a.Ping(); err != nil {
+			b.Fatal(err)
+		}
+		rtt = append(rtt, time.Since(start))
+		pong, _, err := a.WaitFor(wait, "PONG", apptest.Notification.IsPong)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, pong.At.Sub(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	slices.Sort(rtt)
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	b.ReportMetric(us(lat[len(lat)/2]), "p50-µs")
+	b.ReportMetric(us(lat[(len(lat)-1)*99/100]), "p99-µs")
+	b.ReportMetric(us(rtt[len(rtt)/2]), "ping-rtt-p50-µs")
+}
