@@ -1,0 +1,215 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"possync/appliance"
+)
+
+var _ appliance.Store = (*DB)(nil)
+
+// formatVersion is the layout described in the package doc.
+const formatVersion byte = 1
+
+// DB is an appliance.Store backed by Badger. Its methods are safe for
+// concurrent use.
+type DB struct {
+	bdb    *badger.DB
+	logger *slog.Logger
+	dir    string
+
+	// freeBytes measures the free space of dir's file system; nil for
+	// an in-memory store. Tests replace it.
+	freeBytes func(dir string) (uint64, error)
+
+	stop chan struct{}  // closed by Close to end the GC loop
+	gc   sync.WaitGroup // the GC loop
+
+	// closeMu guards closed. Every method holds it for reading while it
+	// uses bdb; Close holds it for writing. Lock order: closeMu, busMu.
+	closeMu sync.RWMutex
+	closed  bool
+
+	// busMu guards lastBus and orders the commits that write the
+	// last_bus_id key (see Commit).
+	busMu   sync.Mutex
+	lastBus uint64 // last value written to last_bus_id
+}
+
+// Open opens or creates the store in dir. The caller must Close it.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.CacheMiB < 0 {
+		return nil, fmt.Errorf("open store %s: negative cache size %d MiB", dir, opts.CacheMiB)
+	}
+	if opts.GCInterval < 0 {
+		return nil, fmt.Errorf("open store %s: negative GC interval %v", dir, opts.GCInterval)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("component", "storage")
+
+	bdb, err := badger.Open(badgerOptions(dir, opts, logger))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	db := &DB{bdb: bdb, logger: logger, dir: dir, stop: make(chan struct{})}
+	if !opts.InMemory {
+		db.freeBytes = statfsFree
+	}
+	if err := db.init(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if opts.GCInterval > 0 && !opts.InMemory {
+		db.gc.Add(1)
+		go db.gcLoop(opts.GCInterval)
+	}
+	lsm, vlog := bdb.Size()
+	logger.Info("store opened", "dir", dir, "last_bus_id", db.lastBus, "lsm_bytes", lsm, "vlog_bytes", vlog)
+	return db, nil
+}
+
+// init checks or writes the format key and reads last_bus_id.
+func (db *DB) init() error {
+	return db.bdb.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyFormat)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if err := txn.Set(keyFormat, []byte{formatVersion}); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) != 1 || v[0] != formatVersion {
+				return fmt.Errorf("unsupported store format %x (want %d)", v, formatVersion)
+			}
+		}
+		db.lastBus, err = readLastBus(txn)
+		return err
+	})
+}
+
+// readLastBus returns the value of the last_bus_id key, 0 if absent.
+func readLastBus(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(keyLastBusID)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var id uint64
+	err = item.Value(func(v []byte) error {
+		id, err = decodeLastBus(v)
+		return err
+	})
+	return id, err
+}
+
+// decodeLastBus decodes the value of the last_bus_id key.
+func decodeLastBus(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("last_bus_id: %w", errBadValue)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Close waits for running calls and for a running value-log GC pass to
+// finish, then closes Badger, which flushes its memtables. It is safe to
+// call more than once; later calls return nil. Calls of other
+// methods after Close fail with an error wrapping appliance.ErrClosed.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	defer db.closeMu.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	close(db.stop)
+	db.gc.Wait()
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", db.dir, err)
+	}
+	db.logger.Info("store closed", "dir", db.dir)
+	return nil
+}
+
+// use takes closeMu for reading and reports ErrClosed if the store is
+// closed. On success the caller must call db.closeMu.RUnlock.
+func (db *DB) use(op string) error {
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return fmt.Errorf("%s: store %s: %w", op, db.dir, appliance.ErrClosed)
+	}
+	return nil
+}
+
+// Stats are the on-disk sizes of the store, as last measured by Badger
+// (it refreshes them about once a minute).
+type Stats struct {
+	LSMBytes  int64 // SST files: keys, small values, value pointers
+	VLogBytes int64 // value-log files: large values (order messages)
+}
+
+// Stats returns the store's sizes.
+func (db *DB) Stats() (Stats, error) {
+	if err := db.use("stats"); err != nil {
+		return Stats{}, err
+	}
+	defer db.closeMu.RUnlock()
+	lsm, vlog := db.bdb.Size()
+	return Stats{LSMBytes: lsm, VLogBytes: vlog}, nil
+}
+
+// gcLoop runs value-log GC every interval until Close.
+func (db *DB) gcLoop(interval time.Duration) {
+	defer db.gc.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+			db.runGC()
+		}
+	}
+}
+
+// runGC rewrites value-log files while at least half of one is garbage.
+func (db *DB) runGC() {
+	start := time.Now()
+	n := 0
+	for {
+		select {
+		case <-db.stop:
+			return
+		default:
+		}
+		err := db.bdb.RunValueLogGC(0.5)
+		if err == nil {
+			n++
+			continue
+		}
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			db.logger.Warn("value log gc", "err", err)
+		}
+		break
+	}
+	db.logger.Debug("value log gc", "files_rewritten", n, "duration", time.Since(start))
+}
