@@ -203,14 +203,14 @@ func (a *Advertiser) servicesLocked() []service { return a.services(a.host, a.in
 func (a *Advertiser) register() error {
 	a.unregister()
 	a.mu.Lock()
-	svcs, ifcs := a.servicesLocked(), netInterfaces(a.ifcs)
+	svcs, ifcs, ips := a.servicesLocked(), netInterfaces(a.ifcs), loopbackIPs(a.ifcs)
 	a.mu.Unlock()
 	for _, s := range svcs {
 		// RegisterProxy with no addresses makes zeroconf answer with the
 		// addresses of the interface each query came in on, read at query
 		// time, instead of a list frozen at registration. Domain "local"
 		// without the dot keeps it from appending ".local" to the host.
-		srv, err := zeroconf.RegisterProxy(escapeLabel(s.Instance), s.Type, "local", s.Port, s.Host, nil, escapeTXT(s.Text), ifcs)
+		srv, err := zeroconf.RegisterProxy(escapeLabel(s.Instance), s.Type, "local", s.Port, s.Host, ips, escapeTXT(s.Text), ifcs)
 		if err != nil {
 			a.unregister()
 			return fmt.Errorf("register %s on %d interfaces: %w", s.Type, len(ifcs), err)
@@ -218,6 +218,24 @@ func (a *Advertiser) register() error {
 		a.servers = append(a.servers, srv)
 	}
 	return nil
+}
+
+// loopbackIPs returns the addresses to hand zeroconf when only loopback
+// interfaces are selected: it never announces loopback addresses of its own
+// accord, which would leave the fallback announcing a service without an
+// address. Otherwise it returns nil (addresses read per query).
+func loopbackIPs(ifcs []Interface) []string {
+	var ips []string
+	for _, ifc := range ifcs {
+		if !ifc.loopback() {
+			return nil
+		}
+		v4, v6 := hostAddrs(ifc)
+		for _, a := range slices.Concat(v4, v6) {
+			ips = append(ips, a.String())
+		}
+	}
+	return ips
 }
 
 // unregister shuts the zeroconf servers down; each sends its own goodbye.

@@ -104,3 +104,15 @@ func TestChanges(t *testing.T) {
 		t.Errorf("goneAddrs (-want +got):\n%s", diff)
 	}
 }
+
+func TestLoopbackIPs(t *testing.T) {
+	if got := loopbackIPs([]Interface{lo}); len(got) != 2 || got[0] != "127.0.0.1" || got[1] != "::1" {
+		t.Errorf("loopbackIPs(lo) = %q, want the loopback addresses", got)
+	}
+	if got := loopbackIPs([]Interface{eth0}); got != nil {
+		t.Errorf("loopbackIPs(eth0) = %q, want nil (addresses read per query)", got)
+	}
+	if got := loopbackIPs([]Interface{lo, eth0}); got != nil {
+		t.Errorf("loopbackIPs(lo, eth0) = %q, want nil", got)
+	}
+}

@@ -293,3 +293,21 @@ func TestOSResponderOnBox(t *testing.T) {
 		t.Errorf("possync discover: exit %d, %+v (stderr %q)", code, boxes, errOut)
 	}
 }
+
+// TestLoopbackOnly: a machine with no network at all (only lo) still
+// announces to itself, so `possync discover` on the box finds it.
+func TestLoopbackOnly(t *testing.T) {
+	requireLab(t)
+	l := &lab{t: t, dir: t.TempDir(), box: fmt.Sprintf("pd%dlo", os.Getpid()%10000000)}
+	l.run("ip", "netns", "add", l.box)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.box).Run() })
+	l.run("ip", "-n", l.box, "link", "set", "lo", "up")
+	box := l.startBox("")
+	if !strings.Contains(box.out.String(), `interfaces="lo[`) {
+		t.Errorf("box did not fall back to loopback:\n%s", box.out.String())
+	}
+	out, err := exec.Command("ip", "netns", "exec", l.box, possyncBin, "discover", "-timeout", "2s").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "http://127.0.0.1:"+httpPort) {
+		t.Errorf("possync discover on the box: %v\n%s", err, out)
+	}
+}
