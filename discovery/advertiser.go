@@ -135,11 +135,14 @@ func (a *Advertiser) start() error {
 		return err
 	}
 	sel, skipped := SelectInterfaces(all, a.opts.Interfaces)
-	if len(skipped) > 0 {
-		a.log.Warn("configured interfaces missing or down", "interfaces", skipped)
-	}
 	if len(sel) == 0 {
+		if len(skipped) > 0 {
+			return fmt.Errorf("%w: configured interfaces %v missing or down", ErrNoInterface, skipped)
+		}
 		return ErrNoInterface
+	}
+	if len(skipped) > 0 {
+		a.log.Warn("configured interfaces missing or down; announcing on the others", "missing", skipped, "using", describe(sel))
 	}
 	conn, err := openConn(sel)
 	if err != nil {
