@@ -22,13 +22,17 @@ import (
 var possyncBin string
 
 func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "FAIL: discovery integration tests need root (network namespaces, veth, mounts): run `sudo go test -tags integration ./discovery/...`")
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "possync-discovery-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	possyncBin = filepath.Join(dir, "possync")
-	build := exec.Command("go", "build", "-o", possyncBin, "possync/cmd/possync")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", possyncBin, "possync/cmd/possync")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build possync:", err)
