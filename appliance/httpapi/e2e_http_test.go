@@ -5,8 +5,11 @@ package httpapi_test
 // methods and paths. After every bad request the server must keep serving.
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -184,6 +187,45 @@ func TestBodyTooLarge(t *testing.T) {
 	o["note"] = strings.Repeat("y", limit-4096)
 	update(t, a, o, revAnswer(o.UID(), 1, 1, 1))
 	stillServing(t, a)
+
+	// The same over a raw connection whose client reads the answer only
+	// after it has sent the whole body (as over a real network, where the
+	// answer and anything after it arrive together): the server must not
+	// reset the connection with the body unread, or the client never sees
+	// the 413 (a browser gets a network error and goes "offline", §2.3).
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "call", "id": 1,
+		"params": a.Params(a.Message("update_order", map[string]any{"note": strings.Repeat("z", 2*limit)}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nOrigin: http://odoo.test\r\nContent-Length: %d\r\n\r\n",
+		apptest.RouteUpdate, conn.RemoteAddr(), len(body))
+	if _, err := conn.Write(append([]byte(req), body...)); err != nil {
+		t.Fatalf("sending a %d-byte body: %v (server reset the connection while the client was sending)", len(body), err)
+	}
+	time.Sleep(100 * time.Millisecond) // the client reads late: models network latency, not synchronization
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the answer to a %d-byte body after sending it: %v; want 413", len(body), err)
+	}
+	msg, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || err != nil {
+		t.Errorf("raw oversized request: HTTP %d %q (%v), want 413", resp.StatusCode, msg, err)
+	}
+	// A server that closes with the body unread makes the kernel send RST
+	// instead of FIN; a client still writing then gets "connection reset"
+	// and may never read the 413 (Go's client reports the write error).
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the 413, the connection ends with %v, want a clean close (EOF): "+
+			"the server must read (drain) a moderately oversized body before closing", err)
+	}
 }
 
 // Decision 5, §9.3-1: unknown channels and non-string channel values are
