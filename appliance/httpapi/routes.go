@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -59,7 +61,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if s.log.Enabled(ctx, slogDebug) {
 		s.log.Debug("request", "method", method, "path", path, "status", ctx.Response.StatusCode(),
-			"bytes_in", len(ctx.Request.Body()), "bytes_out", len(ctx.Response.Body()),
+			"bytes_in", ctx.Request.Header.ContentLength(), "bytes_out", len(ctx.Response.Body()),
 			"ms", float64(time.Since(start).Microseconds())/1000, "remote", ctx.RemoteAddr().String())
 	}
 }
@@ -71,7 +73,10 @@ type envelope struct {
 }
 
 func (s *Server) rpc(ctx *fasthttp.RequestCtx, path string) {
-	body := ctx.PostBody()
+	body, ok := s.readBody(ctx)
+	if !ok {
+		return
+	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body is not a JSON-RPC object: %v", err))
@@ -149,4 +154,47 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, id []byte, err error) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(appendRPCError(nil, id, code, msg))
+}
+
+// drainCap bounds how much of an oversized body is read and discarded so
+// the connection can close cleanly (a close with unread data makes the
+// kernel reset it, and the client would never see the 413).
+const drainCap = 64 << 20
+
+// readBody reads the request body up to the limit. The server streams
+// request bodies, so an oversized one is answered here: 413 with a
+// JSON-RPC error naming the limit, after draining the rest (bounded by
+// drainCap and the read timeout) and closing the connection.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx) ([]byte, bool) {
+	limit := s.opts.MaxBodyBytes
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		return ctx.Request.Body(), true
+	}
+	if cl := ctx.Request.Header.ContentLength(); cl > limit {
+		s.tooLarge(ctx, stream)
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(stream, int64(limit)+1))
+	if err != nil {
+		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body could not be read: %v", err))
+		ctx.SetConnectionClose()
+		return nil, false
+	}
+	if len(body) > limit {
+		s.tooLarge(ctx, stream)
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) tooLarge(ctx *fasthttp.RequestCtx, rest io.Reader) {
+	msg := fmt.Sprintf("request body is larger than the limit of %d bytes (http.max_body_bytes)", s.opts.MaxBodyBytes)
+	s.log.Warn("rejected request", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(),
+		"content_length", ctx.Request.Header.ContentLength(), "err", msg)
+	_, _ = io.CopyN(io.Discard, rest, drainCap)
+	ctx.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(appendRPCError(nil, nil, appliance.EINVALID, msg))
+	ctx.SetConnectionClose()
 }

@@ -76,6 +76,7 @@ func New(eng *engine.Engine, opts Options) *Server {
 		Name:               "possync",
 		Concurrency:        opts.MaxConns,
 		MaxRequestBodySize: opts.MaxBodyBytes,
+		StreamRequestBody:  true, // oversized bodies are drained and answered 413 in readBody
 		ReadTimeout:        opts.ReadTimeout,
 		WriteTimeout:       opts.WriteTimeout,
 		IdleTimeout:        opts.IdleTimeout,
