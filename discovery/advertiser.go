@@ -172,6 +172,9 @@ func (a *Advertiser) Run(ctx context.Context) error {
 	if err := a.register(); err != nil {
 		return err
 	}
+	// zeroconf waits up to half a second (two more "probes") before its
+	// first announcement; the names are already probed, so announce now.
+	a.announce(serviceTTL, nil)
 	a.mu.Lock()
 	a.log.Info("announcing", "instance", a.instance, "service", ServiceType, "port", a.opts.Port,
 		"host", a.host, "answers_host", a.ownHost, "interfaces", describe(a.ifcs))

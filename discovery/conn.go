@@ -194,6 +194,17 @@ func deliver(b []byte, src net.Addr, ifIndex int, h func(packet)) {
 // when the interface has an IPv4 address and over IPv6 when it has an IPv6
 // one. It fails only when nothing could be sent.
 func (c *mconn) multicast(msg *dns.Msg, ifc Interface) error {
+	return c.multicastFamily(msg, ifc, true, true)
+}
+
+// reply multicasts an answer out of ifc over the address family the query
+// came in on, so a querier asking over both gets one answer on each.
+func (c *mconn) reply(msg *dns.Msg, ifc Interface, query *net.UDPAddr) error {
+	v4 := query.IP.To4() != nil
+	return c.multicastFamily(msg, ifc, v4, !v4)
+}
+
+func (c *mconn) multicastFamily(msg *dns.Msg, ifc Interface, use4, use6 bool) error {
 	b, err := msg.Pack()
 	if err != nil {
 		return fmt.Errorf("pack mDNS message: %w", err)
@@ -207,7 +218,7 @@ func (c *mconn) multicast(msg *dns.Msg, ifc Interface) error {
 	defer c.mu.Unlock()
 	var errs []error
 	sent := false
-	if c.v4 != nil && (len(v4) > 0 || ifc.loopback()) {
+	if use4 && c.v4 != nil && (len(v4) > 0 || ifc.loopback()) {
 		if err := c.v4.SetMulticastInterface(ni); err != nil {
 			errs = append(errs, err)
 		} else if _, err := c.v4.WriteTo(b, nil, groupV4); err != nil {
@@ -216,7 +227,7 @@ func (c *mconn) multicast(msg *dns.Msg, ifc Interface) error {
 			sent = true
 		}
 	}
-	if c.v6 != nil && len(v6) > 0 {
+	if use6 && c.v6 != nil && len(v6) > 0 {
 		if err := c.v6.SetMulticastInterface(ni); err != nil {
 			errs = append(errs, err)
 		} else if _, err := c.v6.WriteTo(b, nil, groupV6); err != nil {

@@ -299,7 +299,7 @@ func (a *Advertiser) handle(p packet) {
 	if unicast {
 		err = a.conn.unicast(reply, p.src)
 	} else {
-		err = a.conn.multicast(reply, ifc)
+		err = a.conn.reply(reply, ifc, p.src)
 	}
 	if err != nil {
 		a.log.Debug("answer host query", "from", p.src, "err", err)
