@@ -54,7 +54,9 @@
 //   - its interface list is frozen too, and it never re-announces: the
 //     Advertiser polls the interfaces, re-announces changed addresses with
 //     the cache-flush bit itself, and re-registers when interfaces change;
-//   - it does not probe for conflicts: the Advertiser probes first;
+//   - it does not probe for conflicts: the Advertiser probes first, then
+//     announces at once instead of waiting for zeroconf's first
+//     announcement (up to 0.5 s later);
 //   - it sends one goodbye packet: the Advertiser sends its own first;
 //   - its resolver needs both IPv4 and IPv6 to start, queries once and
 //     then only after 4 s, and returns names and TXT in escaped
