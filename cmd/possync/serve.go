@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,7 +108,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	logger.Info("possync serving", "listen", srv.Addr().String(), "data", dir, "version", appliance.Version, "commit", appliance.BuildCommit())
 
-	stopAdvertiser := startAdvertiser(ctx, cfg.Discovery, srv.Port(), dir, logger)
+	disc := cfg.Discovery
+	if disc.Enabled && loopbackOnly(srv.Addr()) {
+		// Nobody on the LAN can reach a loopback listener: announcing it
+		// would only send terminals to an address that refuses them.
+		logger.Info("mDNS announcement off: listening on loopback only", "listen", srv.Addr().String())
+		disc.Enabled = false
+	}
+	stopAdvertiser := startAdvertiser(ctx, disc, srv.Port(), dir, logger)
 	if _, err := sdNotify("READY=1\nSTATUS=serving on " + srv.Addr().String()); err != nil {
 		logger.Warn("sd_notify READY", "err", err)
 	}
@@ -123,6 +131,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Warn("http shutdown", "err", err)
 	}
 	return nil
+}
+
+// loopbackOnly reports whether addr is a loopback address (127.0.0.0/8, ::1).
+func loopbackOnly(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP != nil && tcp.IP.IsLoopback()
 }
 
 // newLogger builds the process logger. LOG_LEVEL in the environment
