@@ -2,11 +2,12 @@
 # build/build.sh — static, cgo-free, reproducible possync binaries.
 #
 #   build/build.sh [--check-reproducible] [GOOS/GOARCH ...]
+#   build/build.sh --print-version
 #
 # Default targets: linux/arm64 and linux/amd64, written to out/possync-<os>-<arch>.
 # VERSION and COMMIT come from git (override with the environment variables of
-# the same name). With --check-reproducible every target is built twice, in
-# two fresh build caches, and the script fails unless both sha256 sums match.
+# the same name). With --check-reproducible every target is built a second
+# time from an empty build cache, and the script fails unless the sha256 sums match.
 #
 # Badger does not support 32-bit ARM, so there is deliberately no linux/arm target.
 set -euo pipefail
@@ -16,12 +17,14 @@ root=$PWD
 out=${OUT_DIR:-$root/out}
 
 check=false
+print_version=false
 targets=()
 for arg in "$@"; do
 	case $arg in
 	--check-reproducible) check=true ;;
+	--print-version) print_version=true ;;
 	-h | --help)
-		sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*/*) targets+=("$arg") ;;
@@ -53,6 +56,10 @@ if [[ -z ${COMMIT:-} ]]; then
 	fi
 fi
 export VERSION COMMIT
+if $print_version; then
+	echo "$VERSION"
+	exit 0
+fi
 
 ldflags="-s -w -buildid= -X possync/appliance.Version=$VERSION -X possync/appliance.Commit=$COMMIT"
 
