@@ -337,3 +337,19 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Errorf("serve with missing config = %d %q", code, errs)
 	}
 }
+
+func TestSimulateAgainstRealServer(t *testing.T) {
+	c := startChild(t, t.TempDir())
+	for round := 1; round <= 2; round++ { // a second run must pass too (old notifications replayed)
+		out, errs, code := runCLI(t, "simulate", "-url", c.url+"/", "-terminals", "3")
+		if code != 0 || !strings.Contains(out, "OK: every terminal received every change") {
+			t.Fatalf("simulate round %d = exit %d\n%s\n%s", round, code, out, errs)
+		}
+		if !strings.Contains(out, "revision_error") || strings.Count(out, "← update_order") < 6 {
+			t.Errorf("simulate round %d output lacks the conflict or the broadcasts:\n%s", round, out)
+		}
+	}
+	if _, errs, code := runCLI(t, "simulate", "-terminals", "1"); code != 2 || !strings.Contains(errs, "-terminals") {
+		t.Errorf("simulate -terminals 1 = %d %q, want usage error", code, errs)
+	}
+}

@@ -17,6 +17,8 @@ Usage:
                                    validate a configuration file
   possync discover [-timeout 3s] [-json]
                                    find possync boxes on the LAN
+  possync simulate [-url http://127.0.0.1:8079] [-terminals 2]
+                                   play POS terminals against a Sync Server and check sync
   possync version                  print version, commit, Go version, OS/arch
 `
 
@@ -33,6 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheckConfig(args[1:], stdout, stderr)
 	case "discover":
 		return runDiscover(ctx, args[1:], stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, appliance.VersionString())
 		return nil
