@@ -266,7 +266,7 @@ func simOrder(uid string, seq, rev, qty int) map[string]any {
 	return map[string]any{"action": "update_order", "data": map[string]any{
 		"uid": uid, "name": "Order " + uid, "sequence_number": seq, "revision_ID": rev, "new_order": false,
 		"amount_total": 4.8 * float64(qty), "amount_tax": 0, "amount_paid": 0, "amount_return": 0,
-		"lines": []any{[]any{0, 0, map[string]any{"uid": uid + "-1", "product_id": 50, "qty": qty, "price_unit": 4.8, "discount": 0, "tax_ids": []any{[]any{6, false, []any{}}}}}},
+		"lines":         []any{[]any{0, 0, map[string]any{"uid": uid + "-1", "product_id": 50, "qty": qty, "price_unit": 4.8, "discount": 0, "tax_ids": []any{[]any{6, false, []any{}}}}}},
 		"statement_ids": []any{}, "partner_id": false, "pricelist_id": 1, "fiscal_position_id": false,
 	}}
 }
