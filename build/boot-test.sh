@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# build/boot-test.sh — boot the SD-card image under QEMU and prove the box works.
+#
+#   build/boot-test.sh out/possync-<version>-arm64.img.xz   (or a raw .img)
+#
+# 1. Makes a writable copy of the image, 1 GiB larger than the image (a bigger
+#    card), and takes the kernel, initrd and cmdline.txt from its FAT
+#    partition — the files a Pi boots.
+# 2. Boots it: qemu-system-aarch64 -M virt -cpu cortex-a53 -m 1024, virtio disk,
+#    user-mode networking with restrict=on (no packet leaves this machine) and
+#    one port forward on 127.0.0.1 to the box's :8079.
+# 3. Waits until systemd has started possync and it answers a JSON-RPC
+#    sync_all; prints the time from power-on. Then an update_order, and a
+#    sync_all that must return the order.
+# 4. Keeps writing orders and, mid-write, hard-resets the VM through the
+#    QEMU monitor (system_reset on a unix socket). Waits for the box to come
+#    back and checks that every acknowledged order is still returned.
+# 5. Powers the box off (system_powerdown) and checks on the disk copy that
+#    the data partition and its file system grew to the end of the disk and
+#    that the file system is clean. QEMU is killed by PID on any early exit.
+# Exits 0 only if every check passed.
+#
+# Environment: BOOT_TIMEOUT (seconds to wait for each boot, default 420),
+# KEEP_WORK=1 keeps the work directory (disk copy, serial log).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if (($# != 1)); then
+	echo "usage: build/boot-test.sh IMAGE(.img.xz|.img)" >&2
+	exit 2
+fi
+image=$1
+[[ -f $image ]] || {
+	echo "boot-test.sh: no such image: $image" >&2
+	exit 2
+}
+boot_timeout=${BOOT_TIMEOUT:-420}
+
+log() { printf '[boot-test %4ds] %s\n' "$SECONDS" "$*"; }
+
+build/install-deps.sh image
+
+work=$(mktemp -d /var/tmp/possync-boot.XXXXXX)
+qemu_pid=
+stop_qemu() {
+	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
+		kill "$qemu_pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$qemu_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$qemu_pid" 2>/dev/null || true
+		wait "$qemu_pid" 2>/dev/null || true
+	fi
+	qemu_pid=
+}
+cleanup() {
+	local rc=$?
+	if [[ -n ${writer_pid:-} ]]; then
+		kill "$writer_pid" 2>/dev/null || true
+	fi
+	stop_qemu
+	if ((rc != 0)) && [[ -f $work/serial.log ]]; then
+		echo "---- last 60 lines of the serial console ($work/serial.log) ----" >&2
+		tail -n 60 "$work/serial.log" >&2 || true
+	fi
+	if [[ ${KEEP_WORK:-} == 1 ]]; then
+		echo "boot-test: work directory kept: $work" >&2
+	else
+		rm -rf "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+fail() {
+	printf 'boot-test: FAIL: %s\n' "$*" >&2
+	exit 1
+}
+
+# 1. Disk copy, kernel, initrd, command line.
+disk=$work/disk.img
+log "copying $image"
+if [[ $image == *.xz ]]; then
+	xz -dc "$image" | dd of="$disk" bs=1M conv=sparse iflag=fullblock status=none
+else
+	cp --sparse=always "$image" "$disk"
+fi
+image_bytes=$(stat -c %s "$disk")
+truncate -s $((image_bytes + 1024 * 1048576)) "$disk"
+disk_sectors=$(($(stat -c %s "$disk") / 512))
+
+table=$(sfdisk -J "$disk")
+part_start() { jq -r ".partitiontable.partitions[$1].start" <<<"$table"; }
+fat_offset=$(($(part_start 0) * 512))
+data_start=$(part_start 2)
+export MTOOLS_SKIP_CHECK=1
+# The same files the Pi firmware loads: config.txt names kernel and initrd.
+mcopy -n -i "$disk@@$fat_offset" ::/config.txt ::/cmdline.txt "$work/"
+kernel=$(sed -n 's/^kernel=//p' "$work/config.txt" | tail -n1)
+initrd=$(awk '$1 == "initramfs" { print $2 }' "$work/config.txt" | tail -n1)
+[[ -n $kernel && -n $initrd ]] || fail "config.txt names no kernel= or initramfs: $(cat "$work/config.txt")"
+mcopy -n -i "$disk@@$fat_offset" "::/$kernel" "$work/vmlinuz"
+mcopy -n -i "$disk@@$fat_offset" "::/$initrd" "$work/initrd.img"
+# The Pi's consoles (ttyS1, tty0) do not exist on -M virt: use its PL011.
+cmdline="$(sed -E 's/(^| )console=[^ ]*//g' "$work/cmdline.txt" | tr -s ' \n' ' ' | sed -E 's/^ +| +$//g') console=ttyAMA0"
+grep -q 'root=LABEL=RASPIROOT' <<<"$cmdline" || fail "cmdline.txt lacks root=LABEL=RASPIROOT: $cmdline"
+log "kernel $kernel, initrd $initrd, command line: $cmdline"
+
+# 2. Boot.
+port=
+for _ in $(seq 50); do
+	p=$((20000 + RANDOM % 40000))
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		port=$p
+		break
+	fi
+done
+[[ -n $port ]] || fail "no free port on 127.0.0.1"
+url=http://127.0.0.1:$port/pos_multi_session_sync/update
+
+boot_start=$(date +%s.%N)
+qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 \
+	-display none -nodefaults \
+	-serial "file:$work/serial.log" \
+	-monitor "unix:$work/monitor.sock,server=on,wait=off" \
+	-kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$cmdline" \
+	-drive "file=$disk,format=raw,if=virtio" \
+	-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8079" \
+	-device virtio-net-pci,netdev=n0,romfile= \
+	-device virtio-rng-pci &
+qemu_pid=$!
+log "QEMU started (pid $qemu_pid), box port 8079 on 127.0.0.1:$port"
+
+# rpc ID MESSAGE_JSON: one JSON-RPC call; prints the response body.
+rpc() {
+	curl -sS -m 10 -H 'Content-Type: application/json' --data-binary @- "$url" <<EOF
+{"jsonrpc":"2.0","method":"call","id":$1,"params":{"multi_session_id":1,"dbname":"shop","user_ID":2,"message":$2}}
+EOF
+}
+sync_all() {
+	rpc "$1" '{"action":"sync_all","session_id":1,"login_number":1,"immediate_rerendering":true,"data":{"run_ID":1,"pos_id":1,"nonce":"sync-'"$1"'"}}'
+}
+update_order() { # ID SEQ
+	local uid
+	uid=$(printf '00001-001-%04d' "$2")
+	rpc "$1" '{"action":"update_order","session_id":1,"login_number":1,"data":{"uid":"'"$uid"'","sequence_number":'"$2"',"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n'"$2"'","lines":[],"name":"Order '"$uid"'"}}'
+}
+
+# wait_ready: polls sync_all until it answers; prints seconds since power-on.
+wait_ready() {
+	local since=$1 resp
+	while true; do
+		kill -0 "$qemu_pid" 2>/dev/null || fail "QEMU exited"
+		if resp=$(sync_all 1 2>/dev/null) && [[ $(jq -r '.result.action' <<<"$resp" 2>/dev/null) == sync_all ]]; then
+			awk -v a="$since" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }'
+			return 0
+		fi
+		if awk -v a="$since" -v b="$(date +%s.%N)" -v t="$boot_timeout" 'BEGIN { exit !(b - a > t) }'; then
+			fail "possync did not answer within ${boot_timeout}s"
+		fi
+		sleep 1
+	done
+}
+
+# 3. First answer, then a round trip.
+ready_s=$(wait_ready "$boot_start")
+log "possync answered sync_all ${ready_s}s after power-on"
+# console: the serial log without its colour escapes.
+console() { sed 's/\x1b\[[0-9;]*[mK]//g' "$work/serial.log"; }
+console | grep -q 'Started possync.service' || fail "systemd did not report 'Started possync.service'"
+
+resp=$(sync_all 2)
+[[ $(jq -c '.result.data.orders' <<<"$resp") == '[]' ]] || fail "fresh box: sync_all orders not empty: $resp"
+resp=$(update_order 3 1)
+[[ $(jq -r '.result.action + " " + (.result.revision_ID|tostring) + " " + .result.uid' <<<"$resp") == "update_revision_ID 1 00001-001-0001" ]] ||
+	fail "update_order: unexpected answer: $resp"
+resp=$(sync_all 4)
+[[ $(jq -r '[.result.data.orders[].data.uid] | join(",")' <<<"$resp") == 00001-001-0001 ]] ||
+	fail "sync_all after update_order does not return the order: $resp"
+log "round trip OK: sync_all -> update_order (update_revision_ID 1) -> sync_all returns 00001-001-0001"
+
+# 4. Hard reset mid-write.
+acked=$work/acked
+: >"$acked"
+(
+	seq=2
+	while resp=$(update_order $((100 + seq)) "$seq" 2>/dev/null); do
+		if [[ $(jq -r '.result.action + " " + .result.uid' <<<"$resp" 2>/dev/null) == "update_revision_ID $(printf '00001-001-%04d' "$seq")" ]]; then
+			printf '00001-001-%04d\n' "$seq" >>"$acked"
+		fi
+		seq=$((seq + 1))
+	done
+) &
+writer_pid=$!
+for _ in $(seq 300); do
+	(($(wc -l <"$acked") >= 10)) && break
+	sleep 0.1
+done
+(($(wc -l <"$acked") >= 10)) || fail "the writer got fewer than 10 orders acknowledged in 30s"
+kill -0 "$writer_pid" 2>/dev/null || fail "the writer stopped before the reset"
+boots_before=$(grep -c 'Linux version' "$work/serial.log" || true)
+reset_start=$(date +%s.%N)
+printf 'system_reset\n' | socat -t 2 - "UNIX-CONNECT:$work/monitor.sock" >/dev/null
+log "system_reset sent while writing, after $(wc -l <"$acked") acknowledged orders"
+wait "$writer_pid" || true
+writer_pid=
+n_acked=$(wc -l <"$acked")
+back_s=$(wait_ready "$reset_start")
+boots_after=$(grep -c 'Linux version' "$work/serial.log" || true)
+((boots_after > boots_before)) || fail "the VM did not reboot after system_reset"
+log "box back ${back_s}s after the reset"
+
+resp=$(sync_all 5)
+jq -r '.result.data.orders[].data.uid' <<<"$resp" | sort >"$work/present"
+missing=$( (
+	echo 00001-001-0001
+	cat "$acked"
+) | sort | comm -23 - "$work/present")
+[[ -z $missing ]] || fail "acknowledged orders lost by the reset: $(tr '\n' ' ' <<<"$missing")"
+log "all $((n_acked + 1)) acknowledged orders survived the hard reset ($(wc -l <"$work/present") present)"
+
+# 5. Clean power-off (the power button, as a Pi's would be), then check the
+# first-boot growth of the data partition on the disk copy.
+printf 'system_powerdown\n' | socat -t 2 - "UNIX-CONNECT:$work/monitor.sock" >/dev/null
+for _ in $(seq 180); do
+	kill -0 "$qemu_pid" 2>/dev/null || break
+	sleep 1
+done
+kill -0 "$qemu_pid" 2>/dev/null && fail "the box did not power off within 180s of system_powerdown"
+wait "$qemu_pid" || true
+qemu_pid=
+log "box powered off cleanly"
+table=$(sfdisk -J "$disk")
+data_end=$(jq -r '.partitiontable.partitions[2] | .start + .size' <<<"$table")
+((disk_sectors - data_end < 2048)) ||
+	fail "data partition not grown: ends at sector $data_end of $disk_sectors"
+fs_blocks=$(dumpe2fs -h "$disk?offset=$((data_start * 512))" 2>/dev/null | awk -F: '/^Block count/ { gsub(/ /, "", $2); print $2 }')
+fs_block_size=$(dumpe2fs -h "$disk?offset=$((data_start * 512))" 2>/dev/null | awk -F: '/^Block size/ { gsub(/ /, "", $2); print $2 }')
+fs_mib=$((fs_blocks * fs_block_size / 1048576))
+part_mib=$(((data_end - data_start) / 2048))
+((fs_mib + 8 >= part_mib)) || fail "data file system not grown: $fs_mib MiB in a $part_mib MiB partition"
+e2fsck -fn "$disk?offset=$((data_start * 512))" >/dev/null 2>&1 || fail "e2fsck reports errors on the data partition"
+log "data partition grew to the end of the disk: $part_mib MiB, file system $fs_mib MiB, fsck clean"
+
+echo "boot-test: PASS — first answer ${ready_s}s after power-on; back ${back_s}s after a hard reset; $((n_acked + 1)) acknowledged orders kept"
