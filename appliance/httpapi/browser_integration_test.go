@@ -176,4 +176,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-
