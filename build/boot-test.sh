@@ -8,13 +8,16 @@
 #    partition — the files a Pi boots.
 # 2. Boots it: qemu-system-aarch64 -M virt -cpu cortex-a53 -m 1024, virtio disk,
 #    user-mode networking with restrict=on (no packet leaves this machine) and
-#    one port forward on 127.0.0.1 to the box's :8079.
+#    port forwards on 127.0.0.1 to the box's :8079 and :22.
 # 3. Waits until systemd has started possync and it answers a JSON-RPC
 #    sync_all; prints the time from power-on. Then an update_order, and a
 #    sync_all that must return the order.
+#    Checks that ssh is off (nothing on port 22).
 # 4. Keeps writing orders and, mid-write, hard-resets the VM through the
 #    QEMU monitor (system_reset on a unix socket). Waits for the box to come
-#    back and checks that every acknowledged order is still returned.
+#    back and checks that every acknowledged order is still returned. An
+#    authorized_keys put on the FAT partition before the reset must turn ssh
+#    on; over ssh: possync active with its 30 s watchdog, data partition mounted.
 # 5. Powers the box off (system_powerdown) and checks on the disk copy that
 #    the data partition and its file system grew to the end of the disk and
 #    that the file system is clean. QEMU is killed by PID on any early exit.
@@ -107,15 +110,21 @@ grep -q 'root=LABEL=RASPIROOT' <<<"$cmdline" || fail "cmdline.txt lacks root=LAB
 log "kernel $kernel, initrd $initrd, command line: $cmdline"
 
 # 2. Boot.
-port=
-for _ in $(seq 50); do
-	p=$((20000 + RANDOM % 40000))
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		port=$p
-		break
-	fi
-done
-[[ -n $port ]] || fail "no free port on 127.0.0.1"
+# free_port: a TCP port nothing listens on at 127.0.0.1.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	fail "no free port on 127.0.0.1"
+}
+port=$(free_port)
+ssh_port=$(free_port)
+while [[ $ssh_port == "$port" ]]; do ssh_port=$(free_port); done
 url=http://127.0.0.1:$port/pos_multi_session_sync/update
 
 boot_start=$(date +%s.%N)
@@ -125,11 +134,11 @@ qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 \
 	-monitor "unix:$work/monitor.sock,server=on,wait=off" \
 	-kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$cmdline" \
 	-drive "file=$disk,format=raw,if=virtio" \
-	-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8079" \
+	-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8079,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
 	-device virtio-net-pci,netdev=n0,romfile= \
 	-device virtio-rng-pci &
 qemu_pid=$!
-log "QEMU started (pid $qemu_pid), box port 8079 on 127.0.0.1:$port"
+log "QEMU started (pid $qemu_pid), box port 8079 on 127.0.0.1:$port, 22 on 127.0.0.1:$ssh_port"
 
 # rpc ID MESSAGE_JSON: one JSON-RPC call; prints the response body.
 rpc() {
@@ -179,6 +188,16 @@ resp=$(sync_all 4)
 	fail "sync_all after update_order does not return the order: $resp"
 log "round trip OK: sync_all -> update_order (update_revision_ID 1) -> sync_all returns 00001-001-0001"
 
+# ssh is off by default: nothing answers on port 22.
+# shellcheck disable=SC2016 # $1 belongs to the inner bash
+banner=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -c 4 <&3' _ "$ssh_port" 2>/dev/null || true)
+[[ $banner != SSH- ]] || fail "ssh answers on a box without /boot/firmware/authorized_keys"
+log "ssh is off (no /boot/firmware/authorized_keys)"
+# Put a key on the FAT partition, as an installer would from a PC. The guest
+# has it mounted read-only and reads it again after the reset below.
+ssh-keygen -q -t ed25519 -N '' -C boot-test -f "$work/id_ed25519"
+mcopy -o -i "$disk@@$fat_offset" "$work/id_ed25519.pub" ::/authorized_keys
+
 # 4. Hard reset mid-write.
 acked=$work/acked
 : >"$acked"
@@ -218,6 +237,24 @@ missing=$( (
 ) | sort | comm -23 - "$work/present")
 [[ -z $missing ]] || fail "acknowledged orders lost by the reset: $(tr '\n' ' ' <<<"$missing")"
 log "all $((n_acked + 1)) acknowledged orders survived the hard reset ($(wc -l <"$work/present") present)"
+
+# With authorized_keys on the FAT partition, ssh is on (host keys made on
+# this box now) and shows possync running under systemd with its watchdog.
+ssh_out=
+for _ in $(seq 60); do
+	if ssh_out=$(ssh -i "$work/id_ed25519" -p "$ssh_port" -o BatchMode=yes -o ConnectTimeout=5 \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@127.0.0.1 \
+		'systemctl show -p ActiveState -p SubState -p WatchdogUSec -p NRestarts possync.service; findmnt -no SOURCE,FSTYPE /var/lib/possync; echo "ssh.service $(systemctl is-enabled ssh.service)"' 2>/dev/null); then
+		break
+	fi
+	sleep 2
+done
+[[ -n $ssh_out ]] || fail "ssh with /boot/firmware/authorized_keys did not work"
+grep -qx 'ActiveState=active' <<<"$ssh_out" || fail "possync.service is not active: $ssh_out"
+grep -qx 'WatchdogUSec=30s' <<<"$ssh_out" || fail "possync.service has no 30s watchdog: $ssh_out"
+grep -q '/dev/vda3 ext4' <<<"$ssh_out" || fail "/var/lib/possync is not the ext4 data partition: $ssh_out"
+grep -qx 'ssh.service disabled' <<<"$ssh_out" || fail "ssh.service is enabled in the image: $ssh_out"
+log "ssh on with authorized_keys: $(tr '\n' ' ' <<<"$ssh_out")"
 
 # 5. Clean power-off (the power button, as a Pi's would be), then check the
 # first-boot growth of the data partition on the disk copy.
