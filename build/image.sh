@@ -372,6 +372,8 @@ log "raw image: $raw_bytes bytes ($((raw_bytes / 1048576)) MiB: FAT $fat_mib, ro
 
 # 5. Compression and checksum.
 log "xz -T2 -$xz_level"
+# Exactly one image in out/, so `boot-test.sh out/possync-*-arm64.img.xz` works.
+rm -f "$out"/possync-*-arm64.img.xz "$out"/possync-*-arm64.img.xz.sha256
 xz -T2 "-$xz_level" -c "$img" >"$out/$image_name.xz.tmp"
 mv "$out/$image_name.xz.tmp" "$out/$image_name.xz"
 (cd "$out" && sha256sum "$image_name.xz" >"$image_name.xz.sha256")
