@@ -241,7 +241,8 @@ log "all $((n_acked + 1)) acknowledged orders survived the hard reset ($(wc -l <
 # With authorized_keys on the FAT partition, ssh is on (host keys made on
 # this box now) and shows possync running under systemd with its watchdog.
 ssh_out=
-for _ in $(seq 60); do
+ssh_deadline=$((SECONDS + 240))
+while ((SECONDS < ssh_deadline)); do
 	if ssh_out=$(ssh -i "$work/id_ed25519" -p "$ssh_port" -o BatchMode=yes -o ConnectTimeout=5 \
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@127.0.0.1 \
 		'systemctl show -p ActiveState -p SubState -p WatchdogUSec -p NRestarts possync.service; findmnt -no SOURCE,FSTYPE /var/lib/possync; echo "ssh.service $(systemctl is-enabled ssh.service)"' 2>/dev/null); then
@@ -249,7 +250,7 @@ for _ in $(seq 60); do
 	fi
 	sleep 2
 done
-[[ -n $ssh_out ]] || fail "ssh with /boot/firmware/authorized_keys did not work"
+[[ -n $ssh_out ]] || fail "ssh with /boot/firmware/authorized_keys did not work within 240s"
 grep -qx 'ActiveState=active' <<<"$ssh_out" || fail "possync.service is not active: $ssh_out"
 grep -qx 'WatchdogUSec=30s' <<<"$ssh_out" || fail "possync.service has no 30s watchdog: $ssh_out"
 grep -q '/dev/vda3 ext4' <<<"$ssh_out" || fail "/var/lib/possync is not the ext4 data partition: $ssh_out"

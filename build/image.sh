@@ -316,6 +316,8 @@ systemctl --root="$root" enable possync.service possync-ssh.service \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service avahi-daemon.service
 # ssh is off until /boot/firmware/authorized_keys exists (possync-ssh.service).
 systemctl --root="$root" disable ssh.service ssh.socket 2>/dev/null || true
+# Wi-Fi runs as wpa_supplicant@wlan0 (udev rule), not the D-Bus daemon.
+systemctl --root="$root" disable wpa_supplicant.service
 systemctl --root="$root" is-enabled ssh.service >/dev/null 2>&1 && die "ssh.service is still enabled"
 
 if ! verify=$(systemd-analyze verify --man=no --root="$root" possync.service possync-ssh.service 2>&1) ||
