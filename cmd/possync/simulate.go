@@ -228,7 +228,7 @@ func (s *simulation) run(ctx context.Context, n int) error {
 	want := n + 2
 	deadline := time.After(10 * time.Second)
 	for _, t := range terms {
-		for seen := 0; seen < want-countOwn(t, n); {
+		for seen := 0; seen < want-countOwn(t); {
 			select {
 			case <-t.got:
 				seen++
@@ -253,7 +253,7 @@ func (s *simulation) run(ctx context.Context, n int) error {
 // countOwn is how many of the broadcasts a terminal sent itself (its own
 // echoes are not shown): its new order, plus for POS 1 the removal and for
 // POS 2 the change.
-func countOwn(t *simTerminal, n int) int {
+func countOwn(t *simTerminal) int {
 	switch t.pos {
 	case 1, 2:
 		return 2
