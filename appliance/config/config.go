@@ -119,12 +119,7 @@ func Parse(r io.Reader, name string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", name, decodeError(err))
 	}
-	var errs Errors
-	if und := md.Undecoded(); len(und) > 0 {
-		for _, k := range und {
-			errs = append(errs, &FieldError{Field: k.String(), Msg: "unknown key"})
-		}
-	}
+	errs := unknownKeys(md, data)
 	if err := cfg.Validate(); err != nil {
 		var ve Errors
 		if errors.As(err, &ve) {
