@@ -23,31 +23,53 @@ func TestLostAnswerKeepsServerNumber(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		restart bool // the server restarts between the lost answer and the next write
+		restart bool  // the server restarts between the lost answer and the next write
+		wantRev int64 // revision in the answer to the next write
 		// next is POS 6's next write of the order whose creation answer was
 		// lost; it returns the answer, already applied to o like ms.js does.
-		next func(t *testing.T, pos6 *apptest.Terminal, o apptest.Order, creationNonce string) map[string]any
+		next func(t *testing.T, pos5, pos6 *apptest.Terminal, o apptest.Order, creationNonce string) map[string]any
 	}{
-		{"next edit", false, func(t *testing.T, pos6 *apptest.Terminal, o apptest.Order, _ string) map[string]any {
+		{"next edit", false, 2, func(t *testing.T, _, pos6 *apptest.Terminal, o apptest.Order, _ string) map[string]any {
 			pos6.AddLine(o, 51, 1, 2)
 			return mustOK(t)(pos6.UpdateOrder(o))
 		}},
-		{"next edit after a restart", true, func(t *testing.T, pos6 *apptest.Terminal, o apptest.Order, _ string) map[string]any {
+		{"next edit after a restart", true, 2, func(t *testing.T, _, pos6 *apptest.Terminal, o apptest.Order, _ string) map[string]any {
 			pos6.AddLine(o, 51, 1, 2)
 			return mustOK(t)(pos6.UpdateOrder(o))
 		}},
 		// A re-delivered creation has the same nonce and revision 1, which is
 		// still the server revision: it is accepted as an edit (§9.1-9: the
 		// nonce only counts when the revision does not match).
-		{"creation re-sent, same nonce", false, func(t *testing.T, pos6 *apptest.Terminal, o apptest.Order, nonce string) map[string]any {
+		{"creation re-sent, same nonce", false, 2, func(t *testing.T, _, pos6 *apptest.Terminal, o apptest.Order, nonce string) map[string]any {
 			res := mustOK(t)(pos6.SendOrder(o, nonce))
 			o.Adopt(res)
 			return res
 		}},
-		{"creation re-sent, new nonce", false, func(t *testing.T, pos6 *apptest.Terminal, o apptest.Order, _ string) map[string]any {
+		{"creation re-sent, new nonce", false, 2, func(t *testing.T, _, pos6 *apptest.Terminal, o apptest.Order, _ string) map[string]any {
 			res := mustOK(t)(pos6.SendOrder(o, ""))
 			o.Adopt(res)
 			return res
+		}},
+		// POS 5 edits the order first: POS 6's write is refused, and the
+		// single-order sync_all it then asks for gives it the revision
+		// (apply_ms_data) but not the number (§4.2, §4.3): the answer to its
+		// write after that is what renumbers it.
+		{"next edit after a conflict", false, 3, func(t *testing.T, pos5, pos6 *apptest.Terminal, o apptest.Order, _ string) map[string]any {
+			o5 := apptest.OrderFromData(expectMS(t, pos6, "update_order", o.UID()).Data()) // POS 6's own echo, as POS 5 saw it
+			pos5.AddLine(o5, 52, 1, 3)
+			if res := mustOK(t)(pos5.UpdateOrder(o5)); res["action"] != "update_revision_ID" {
+				t.Fatalf("POS 5's edit answered %v", res)
+			}
+			expectMS(t, pos5, "update_order", o.UID()) // POS 5's own echo
+			expectMS(t, pos6, "update_order", o.UID())
+			pos6.AddLine(o, 51, 1, 2)
+			res := mustOK(t)(pos6.UpdateOrder(o))
+			if diff := cmp.Diff(map[string]any{"action": "revision_error", "order_uid": o.UID(), "state": "draft"}, res); diff != "" {
+				t.Fatalf("POS 6's stale write (-want +got):\n%s", diff)
+			}
+			sc := syncOrders(t, mustOK(t)(pos6.SyncAll(true, o.UID())))[o.UID()]
+			o["revision_ID"] = sc["revision_ID"]
+			return mustOK(t)(pos6.UpdateOrder(o))
 		}},
 	}
 	for _, tt := range tests {
@@ -81,8 +103,8 @@ func TestLostAnswerKeepsServerNumber(t *testing.T) {
 				pos6.SetURL(srv.URL)
 			}
 
-			res := tt.next(t, pos6, o6, creationNonce)
-			if diff := cmp.Diff(revAnswer(o6.UID(), 2, 2, 1), res); diff != "" {
+			res := tt.next(t, pos5, pos6, o6, creationNonce)
+			if diff := cmp.Diff(revAnswer(o6.UID(), tt.wantRev, 2, 1), res); diff != "" {
 				t.Errorf("answer to POS 6's write with its local number 1 (-want +got):\n%s", diff)
 			}
 			if got := apptest.Int(o6["sequence_number"]); got != 2 {
