@@ -134,6 +134,23 @@ func OrderFromData(data map[string]any) Order {
 	return o
 }
 
+// Adopt applies the answer to an update_order of o the way ms.js does
+// (§4.2 "Client handling of the answer", update_revision_id, ms.js
+// L1093-1109, L801-824): for update_revision_ID of o's uid, a non-zero
+// order_ID that differs from o's sequence_number renumbers o, and a higher
+// revision_ID is adopted. Any other answer changes nothing.
+func (o Order) Adopt(res map[string]any) {
+	if res["action"] != "update_revision_ID" || res["uid"] != o.UID() {
+		return
+	}
+	if id := Int(res["order_ID"]); id != 0 && id != Int(o["sequence_number"]) {
+		o["sequence_number"] = id
+	}
+	if rev := Int(res["revision_ID"]); rev > o.Revision() {
+		o["revision_ID"] = rev
+	}
+}
+
 // UID returns the order's uid.
 func (o Order) UID() string { s, _ := o["uid"].(string); return s }
 

@@ -386,8 +386,8 @@ func DecodeJSON(b []byte, v any) error {
 	return nil
 }
 
-// nonce returns a nonce like ms.js: (Math.random()+1).toString(36).substring(7).
-func nonce() string {
+// newNonce returns a nonce like ms.js: (Math.random()+1).toString(36).substring(7).
+func newNonce() string {
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
 	n := 4 + rand.IntN(3)
 	var sb strings.Builder

@@ -29,7 +29,7 @@ func (t *Terminal) Message(action string, data map[string]any, top map[string]an
 		d["pos_id"] = t.cfg.POSID
 	}
 	if _, ok := d["nonce"]; !ok {
-		d["nonce"] = nonce()
+		d["nonce"] = newNonce()
 	}
 	m := map[string]any{
 		"action":       action,
@@ -67,28 +67,32 @@ func (t *Terminal) sendObject(action string, data map[string]any, top map[string
 	return m, nil
 }
 
-// UpdateOrder sends update_order with order.Export() as data and, like
-// ms.js (§4.2 "Client handling of the answer"), adopts the answer into order:
-// a higher revision_ID, a different order_ID (renumbering) and
-// order_on_server. The caller must not use order concurrently.
+// UpdateOrder sends update_order with order.Export() as data and a fresh
+// nonce and, like ms.js, applies the answer to order (Order.Adopt). The
+// caller must not use order concurrently.
 func (t *Terminal) UpdateOrder(order Order) (map[string]any, error) {
-	data := order.Export()
-	data["pos_id"] = t.cfg.POSID // send() always sets both (§4.1)
-	data["nonce"] = nonce()
-	res, err := t.sendObject("update_order", data, nil)
+	res, err := t.SendOrder(order, "")
 	if err != nil {
 		return nil, err
 	}
-	if res["action"] == "update_revision_ID" && res["uid"] == order.UID() {
-		if rev := Int(res["revision_ID"]); rev > order.Revision() {
-			order["revision_ID"] = rev
-		}
-		if id := Int(res["order_ID"]); id != 0 && id != Int(order["sequence_number"]) {
-			order["sequence_number"] = id
-		}
-		order["order_on_server"] = true
-	}
+	order.Adopt(res)
+	order["order_on_server"] = true // set on any answer (send_updates_to_server's .done)
 	return res, nil
+}
+
+// SendOrder sends update_order with order.Export() as data and nonce ("" =
+// a fresh one, as MultiSession.send makes) and returns the answer without
+// applying it to order. A terminal whose answer was lost (power cut, Wi-Fi
+// drop, server killed after the commit) is one that calls SendOrder and
+// never Adopt: its order keeps its local revision_ID and sequence_number.
+func (t *Terminal) SendOrder(order Order, nonce string) (map[string]any, error) {
+	data := order.Export()
+	data["pos_id"] = t.cfg.POSID // send() always sets both (§4.1)
+	if nonce == "" {
+		nonce = newNonce()
+	}
+	data["nonce"] = nonce
+	return t.sendObject("update_order", data, nil)
 }
 
 // RemoveOrder sends remove_order for order as ms.js does when an order leaves

@@ -184,10 +184,12 @@ func TestRunChangeResetsNumbering(t *testing.T) {
 	if num(r["order_ID"]) != 1 {
 		t.Fatalf("first order of run 2 got number %v, want 1", r["order_ID"])
 	}
-	// An accepted update of an unpaid order makes it draft again.
+	// An accepted update of an unpaid order makes it draft again; sent in
+	// run 2, it moves into run 2 and gets that run's next number (its run-1
+	// number 1 is C's now).
 	r = call(t, e, "shop", 1, 2, orderMsg(1, "A", 1, 1, 2, "n4"))
-	if r["action"] != "update_revision_ID" {
-		t.Fatalf("update of unpaid order = %v", r)
+	if r["action"] != "update_revision_ID" || num(r["order_ID"]) != 2 || num(r["run_ID"]) != 2 {
+		t.Fatalf("update of unpaid order = %v, want order_ID 2 in run 2", r)
 	}
 	r = call(t, e, "shop", 1, 2, syncAllMsg(1, 2, true))
 	if n := len(r["data"].(map[string]any)["orders"].([]any)); n != 2 {

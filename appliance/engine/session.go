@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -32,12 +33,34 @@ type posState struct {
 
 type orderState struct {
 	rev     int64
+	seq     int64  // the shared number the server gave; 0 = read it from msg
 	nonce   string // raw JSON
 	state   appliance.OrderState
 	run     int64
 	updated time.Time
 	msg     []byte            // last accepted message; nil for deleted orders not loaded
 	lines   map[string]object // msg's lines by uid, kept to mark is_changed; nil = parse msg
+}
+
+// number returns the shared number the server gave the order: the
+// sequence_number of its stored message (which the server always writes),
+// read once after a restart. It is 0 if the message has none.
+func (o *orderState) number() int64 {
+	if o.seq > 0 || o.msg == nil {
+		return o.seq
+	}
+	var m struct {
+		Data struct {
+			Seq json.RawMessage `json:"sequence_number"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(o.msg, &m) != nil {
+		return 0
+	}
+	if n, err := intValue(m.Data.Seq, "sequence_number"); err == nil && n > 0 {
+		o.seq = n
+	}
+	return o.seq
 }
 
 func newSession(key appliance.SessionKey) *session {

@@ -136,7 +136,18 @@ func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, 
 // storeOrder is the storing path of update_order (protocol.md §4.2 steps
 // 2–5): revision check, nonce duplicate, deleted check, is_changed marking,
 // numbering. On acceptance it updates data in place (sequence_number,
-// revision_ID, lines) and queues the order write; it never broadcasts.
+// revision_ID, run_ID, lines) and queues the order write; it never
+// broadcasts.
+//
+// The server owns what it assigns (issue 7). A new order gets the next
+// number of the run; an existing order keeps its number and run whatever
+// the message says, because a till that lost an answer still sends its
+// local number (and the reference stored it: two orders with one number).
+// The answer's order_ID then makes that till renumber (ms.js
+// update_revision_id). The one exception: a write in the current run of an
+// order stored in an older run moves the order into the current run, and
+// there it gets the run's next number, since its old number may already be
+// taken there.
 func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMessage, bool) {
 	o := t.order(u.uid)
 	serverRev := int64(1)
@@ -153,7 +164,6 @@ func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMe
 		return revisionError(u.uid, o), false
 	}
 
-	seq := u.seq
 	n := &orderState{nonce: string(compactRaw(u.nonce)), state: appliance.StateDraft, run: run, updated: t.now}
 	if o != nil {
 		prev := o.lines
@@ -162,14 +172,25 @@ func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMe
 		}
 		n.lines = markChanged(data, prev)
 		n.rev = o.rev + 1
+		n.run = o.run
+		if run > o.run && run == t.runID {
+			n.run = run // and numbered below, in the current run
+		} else {
+			n.seq = o.number() // 0 if unreadable: numbered below
+		}
 	} else {
 		n.rev = 1
 		n.lines = markChanged(data, nil)
-		if seq != t.orderID+1 {
-			seq = t.orderID + 1
-			data["sequence_number"] = rawInt(seq)
-		}
-		t.setOrderID(seq)
+	}
+	if n.seq == 0 {
+		n.seq = t.orderID + 1
+		t.setOrderID(n.seq)
+	}
+	if n.seq != u.seq {
+		data["sequence_number"] = rawInt(n.seq)
+	}
+	if n.run != run {
+		data["run_ID"] = rawInt(n.run)
 	}
 	data["revision_ID"] = rawInt(n.rev)
 	delete(data, "message_ID")
@@ -181,7 +202,7 @@ func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMe
 		"action":      json.RawMessage(`"update_revision_ID"`),
 		"revision_ID": rawInt(n.rev),
 		"uid":         rawString(u.uid),
-		"order_ID":    rawInt(seq),
+		"order_ID":    rawInt(n.seq),
 		"run_ID":      rawInt(n.run),
 	}
 	return res.bytes(), true

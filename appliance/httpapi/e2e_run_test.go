@@ -54,25 +54,50 @@ func TestRunIDChange(t *testing.T) {
 			if orders := syncOrders(t, must(b.SyncAll(true, ""))); len(orders) != 0 {
 				t.Errorf("run-1 full sync_all after run 2 started lists %v, want none (old drafts are unpaid)", keys(orders))
 			}
-			// A POS of the new run re-sends an old order: it is draft again,
-			// in run 2.
+			// A POS of the new run re-sends an old order (its copy says run 2,
+			// as a single-order sync_all of run 2 hands it out): it is draft
+			// again and moves into run 2, where it gets that run's next number.
+			// Its run-1 number 1 is nw's in run 2 (the reference kept it: two
+			// open orders numbered 1).
 			o1["run_ID"] = 2
-			update(t, a, o1, revAnswer(o1.UID(), 2, 1, 2))
+			update(t, a, o1, revAnswer(o1.UID(), 2, 2, 2))
 			got := syncOrders(t, must(a.SyncAll(true, "")))
-			if _, ok := got[o1.UID()]; !ok || len(got) != 2 {
-				t.Errorf("run-2 full sync_all lists %v, want %s and %s", keys(got), nw.UID(), o1.UID())
+			run2 := map[string]any{nw.UID(): n(1), o1.UID(): n(2)}
+			if diff := cmp.Diff(run2, numbers(got)); diff != "" {
+				t.Errorf("run-2 full sync_all: numbers by uid (-want +got):\n%s", diff)
 			}
 			// An old-run POS updates the other unpaid order (lower run_IDs are
-			// not rejected, §5.4): draft again, in run 1.
+			// not rejected, §5.4): draft again, in run 1, with its number.
 			o2c := apptest.OrderFromData(o2.Export())
 			update(t, b, o2c, revAnswer(o2.UID(), 2, 2, 1))
 			got = syncOrders(t, must(b.SyncAll(true, "")))
-			if diff := cmp.Diff([]string{o2.UID()}, keys(got)); diff != "" {
+			if diff := cmp.Diff(map[string]any{o2.UID(): n(2)}, numbers(got)); diff != "" {
 				t.Errorf("run-1 full sync_all after the update of an unpaid order (-want +got):\n%s", diff)
 			}
 			if got := apptest.Int(got[o2.UID()]["run_ID"]); got != 1 {
 				t.Errorf("sync_all copy run_ID = %d, want the requester's run 1", got)
 			}
+			// An old-run POS writes an order of run 2 (its copy says run 1, as
+			// its own single-order sync_all hands it out): the order stays in
+			// run 2 with its number, so run-2 terminals keep it.
+			nwc := apptest.OrderFromData(syncOrders(t, must(b.SyncAll(true, nw.UID())))[nw.UID()])
+			if got := apptest.Int(nwc["run_ID"]); got != 1 {
+				t.Fatalf("single-order sync_all copy run_ID = %d, want the requester's run 1", got)
+			}
+			update(t, b, nwc, revAnswer(nw.UID(), 2, 1, 2))
+			got = syncOrders(t, must(a.SyncAll(true, "")))
+			if diff := cmp.Diff(run2, numbers(got)); diff != "" {
+				t.Errorf("run-2 full sync_all after an old-run write of %s (-want +got):\n%s", nw.UID(), diff)
+			}
 		})
 	}
+}
+
+// numbers returns sequence_number by uid of sync_all orders.
+func numbers(orders map[string]map[string]any) map[string]any {
+	out := make(map[string]any, len(orders))
+	for uid, d := range orders {
+		out[uid] = d["sequence_number"]
+	}
+	return out
 }
