@@ -171,7 +171,8 @@ type Stats struct {
 	BusJumps       uint64 // times the bus id sequence jumped past a client's cursor
 	StoreErrors    uint64
 	Bus            BusStats
-	LastSeen       map[appliance.POSKey]time.Time // last update request per POS
+	LastSeen       map[appliance.POSKey]time.Time // last request per POS, engine clock of this run
+	Now            time.Time                      // engine clock when the snapshot was taken: ages are Now.Sub(t)
 }
 
 // Stats returns a snapshot of the counters.
@@ -188,6 +189,7 @@ func (e *Engine) Stats() Stats {
 		BusJumps:       e.counters.jumps.Load(),
 		StoreErrors:    e.counters.storeErrors.Load(),
 		LastSeen:       make(map[appliance.POSKey]time.Time),
+		Now:            e.opts.Now(),
 	}
 	e.mu.Lock()
 	sessions := make([]*session, 0, len(e.sessions))
