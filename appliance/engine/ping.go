@@ -48,8 +48,9 @@ type PollParams struct {
 }
 
 // ParsePoll reads the params of /longpolling/poll: channels (list; non-string
-// items ignored), last (integer; negative counts as 0, a value beyond any id
-// as "beyond the newest"), options (ignored).
+// items ignored), last (integer; negative counts as 0, a value beyond
+// uint64 as MaxUint64, a cursor from the future handled by Poll), options
+// (ignored).
 func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 	var pp PollParams
 	p, err := parseObject(params, "params")
@@ -94,7 +95,7 @@ func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 }
 
 // parseLast maps a JSON number to a cursor: negative → 0, beyond uint64 →
-// MaxUint64 (treated as "beyond the newest id", i.e. like 0).
+// MaxUint64 (above MaxJumpCursor: Poll answers it from the newest id).
 func parseLast(s string) uint64 {
 	var f float64
 	if err := json.Unmarshal([]byte(s), &f); err != nil || f <= 0 || math.IsNaN(f) {
