@@ -76,7 +76,9 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 		"HealthErr": fmt.Sprint(healthErr),
 		"URL":       "http://" + host,
 		"Version":   appliance.VersionString(),
-		"Started":   s.started.Format(time.RFC3339),
+		// Now minus the monotonic uptime: right once the clock is, even if
+		// it was far off (no RTC, no NTP yet) when the process started.
+		"Started":   time.Now().Add(-uptime).Round(time.Second).Format(time.RFC3339),
 		"Uptime":    uptime.Round(time.Second).String(),
 		"Info":      info,
 		"Stats":     st,
