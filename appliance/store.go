@@ -102,11 +102,16 @@ type Batch struct {
 	POS        []POSRecord
 	Orders     []OrderRecord
 	Broadcasts []Broadcast
+	// BusIDFloor, when not 0, raises LastBusID to at least this id without
+	// writing a notification: a durable jump of the bus id sequence past a
+	// client's cursor (protocol.md §9.3-1, README "How possync reads the
+	// protocol"). Ids up to it are never handed out afterwards.
+	BusIDFloor uint64
 }
 
 // Empty reports whether the batch writes nothing.
 func (b *Batch) Empty() bool {
-	return len(b.Sessions) == 0 && len(b.POS) == 0 && len(b.Orders) == 0 && len(b.Broadcasts) == 0
+	return len(b.Sessions) == 0 && len(b.POS) == 0 && len(b.Orders) == 0 && len(b.Broadcasts) == 0 && b.BusIDFloor == 0
 }
 
 // Snapshot is the whole durable state, as read at start-up.

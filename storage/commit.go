@@ -96,11 +96,12 @@ func setBatch(txn *badger.Txn, b *appliance.Batch) error {
 	return nil
 }
 
-// batchLastBus returns the highest notification id of b, and false if b
-// has none. Broadcasts without targets hold no notification.
+// batchLastBus returns the highest notification id of b (or its
+// BusIDFloor, if higher), and false if b has neither. Broadcasts without
+// targets hold no notification.
 func batchLastBus(b *appliance.Batch) (uint64, bool) {
-	var last uint64
-	ok := false
+	last := b.BusIDFloor
+	ok := last > 0
 	for i := range b.Broadcasts {
 		if len(b.Broadcasts[i].Targets) > 0 {
 			last = max(last, b.Broadcasts[i].LastID())

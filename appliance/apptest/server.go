@@ -24,6 +24,9 @@ type Options struct {
 	Replay       time.Duration // last=0 replay window; 0 = 50s
 	MaxBodyBytes int           // 0 = default (8 MiB)
 	Logger       *slog.Logger  // nil = discard
+	// Now is the engine's clock (stored broadcast and order times, ages);
+	// nil = time.Now. A test sets it to play a box whose wall clock is off.
+	Now func() time.Time
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -64,7 +67,7 @@ func open(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng := engine.New(store, engine.Options{Logger: opts.Logger, PurgeInterval: -1})
+	eng := engine.New(store, engine.Options{Logger: opts.Logger, PurgeInterval: -1, Now: opts.Now})
 	if err := eng.Open(context.Background()); err != nil {
 		store.Close()
 		return nil, err

@@ -40,6 +40,10 @@ type TerminalConfig struct {
 	RPCTimeout time.Duration // bound for one update/ping call; 0 = 10s
 	PollRetry  time.Duration // delay after a failed poll; 0 = 50ms (the browser waits 10-30 s)
 	Buffer     int           // capacity of the notification channel; 0 = 4096
+	// Cursor is the bus cursor the poller starts with, as the Odoo 12
+	// crosstab bus restores it from localStorage bus.<origin>.last, a key it
+	// shares with the main Odoo's bus (§3.1, §9.3-1); 0 = none.
+	Cursor int64
 }
 
 // Terminal is a simulated Odoo 12 POS client: it sends JSON-RPC requests the
@@ -117,6 +121,7 @@ func NewTerminal(tb testing.TB, serverURL string, cfg TerminalConfig) *Terminal 
 		notes:  make(chan Notification, cfg.Buffer),
 		url:    serverURL,
 		runID:  cfg.RunID,
+		last:   cfg.Cursor,
 	}
 	tb.Cleanup(t.close)
 	return t

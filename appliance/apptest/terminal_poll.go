@@ -18,6 +18,12 @@ type Notification struct {
 	Channel string // the channel value (a JSON string on the wire)
 	Message any
 	At      time.Time // when the poll answer arrived
+
+	// Set by the poller from the ms.js filter (§6.1) for pos.multi_session
+	// messages: Echo = the client ignores it as its own; Gap = its
+	// message_ID does not follow the client's counter, so the client asks
+	// for a full sync_all (and still applies it).
+	Echo, Gap bool
 }
 
 // Kind returns element [1] of the channel ("pos.multi_session",
@@ -198,11 +204,11 @@ func (t *Terminal) pollLoop(ctx context.Context) {
 			t.mu.Unlock()
 			continue
 		}
-		for _, n := range ns {
-			if n.ID > t.last {
-				t.last = n.ID
+		for i := range ns {
+			if ns[i].ID > t.last { // _lastNotificationID = max(ids)
+				t.last = ns[i].ID
 			}
-			t.track(n)
+			ns[i].Echo, ns[i].Gap = t.track(ns[i])
 		}
 		t.mu.Unlock()
 		trusted = true
@@ -216,14 +222,16 @@ func (t *Terminal) pollLoop(ctx context.Context) {
 	}
 }
 
-// track applies the incoming filter of ms.js §6.1 to n. t.mu must be held.
-func (t *Terminal) track(n Notification) {
+// track applies the incoming filter of ms.js §6.1 to n and reports whether
+// the client ignores n as its own echo and whether n is a gap. t.mu must be
+// held.
+func (t *Terminal) track(n Notification) (echo, gap bool) {
 	if n.Kind() != "pos.multi_session" {
-		return
+		return false, false
 	}
 	m := n.Msg()
 	if m == nil {
-		return
+		return false, false
 	}
 	field := func(k string) any { // "read from the top level, else from data"
 		if v, ok := m[k]; ok {
@@ -238,15 +246,19 @@ func (t *Terminal) track(n Notification) {
 	switch {
 	case sameSession && sameLogin && action != "sync_all": // own echo
 		t.messageID = mid
+		return true, false
 	case sameSession && !sameLogin && action == "sync_all": // another device's resync
 		t.messageID = mid
+		return true, false
 	case action == "sync_all":
 		t.messageID = mid
 	case mid == t.messageID+1:
 		t.messageID = mid
 	default:
 		t.gaps = append(t.gaps, Gap{BusID: n.ID, Action: action, UID: n.UID(), Want: t.messageID + 1, Got: mid})
+		return false, true
 	}
+	return false, false
 }
 
 // Notifications returns the channel on which the poller delivers every

@@ -50,7 +50,7 @@ type Storage struct {
 // Bus configures the long-polling bus.
 type Bus struct {
 	Retention Duration `toml:"retention"` // notifications are kept at least this long (≥ 10m)
-	Replay    Duration `toml:"replay"`    // a poll with last=0 gets notifications this young
+	Replay    Duration `toml:"replay"`    // a poll with last=0 gets notifications this young, published since this start
 }
 
 // Orders configures order retention.

@@ -27,6 +27,8 @@ func (n Notification) AppendMessage(dst []byte) []byte { return n.b.AppendMessag
 // in id order once every lower reservation has finished, so a poller never
 // skips a notification committed later with a lower id (protocol.md §9.2-2).
 type Bus struct {
+	now func() time.Time // the engine's clock; ages are differences of its readings
+
 	// mu guards the fields that follow. It is a leaf lock.
 	mu        sync.Mutex
 	next      uint64         // next id to reserve
@@ -39,15 +41,20 @@ type Bus struct {
 }
 
 type chanState struct {
-	entries []entry // ascending id
+	entries []entry // ascending id, hence ascending born
 	waiters map[*waiter]struct{}
 }
 
+// entry is one retained notification. born is a reading of the bus clock
+// (monotonic in production), never a stored wall-clock time: ages and the
+// replay window survive clock steps. Entries loaded from an earlier run
+// get a bounded born (see load) and are never replayed.
 type entry struct {
-	id uint64
-	at time.Time
-	b  *appliance.Broadcast
-	i  int
+	id     uint64
+	born   time.Time
+	replay bool // published by this run: may be replayed to last = 0
+	b      *appliance.Broadcast
+	i      int
 }
 
 type waiter struct{ ch chan struct{} }
@@ -57,22 +64,41 @@ type reservation struct {
 	n      uint64
 	done   bool
 	bcasts []*appliance.Broadcast
+	popped chan struct{} // closed once every id up to first+n-1 is visible; nil unless asked for
 }
 
-func newBus(lastID uint64) *Bus {
-	return &Bus{next: lastID + 1, newest: lastID, chans: make(map[string]*chanState)}
+func newBus(lastID uint64, now func() time.Time) *Bus {
+	if now == nil {
+		now = time.Now
+	}
+	return &Bus{now: now, next: lastID + 1, newest: lastID, chans: make(map[string]*chanState)}
 }
 
-// load makes stored broadcasts visible again after a restart.
-func (b *Bus) load(bcs []appliance.Broadcast, notBefore time.Time) {
+// load makes stored broadcasts (ascending FirstID) visible again after a
+// restart. Their stored times come from an earlier run's wall clock, which
+// a Pi without a battery-backed clock may have had far off, so they are
+// only trusted within bounds (ARCHITECTURE.md "Durability"): such a
+// notification counts as at least 0 and at most retention-restartKeep old
+// at this start, and as no older than a lower id. It is therefore kept
+// between restartKeep (capped at retention) and retention after this start
+// and never replayed to a poll with last = 0.
+func (b *Bus) load(bcs []appliance.Broadcast, retention time.Duration) {
+	now := b.now()
+	maxAge := retention - min(retention, restartKeep)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var prev time.Time
 	for i := range bcs {
 		bc := &bcs[i]
-		if bc.At.Before(notBefore) || len(bc.Targets) == 0 {
+		if len(bc.Targets) == 0 {
 			continue
 		}
-		b.publishLocked(bc)
+		born := now.Add(-storedAge(now, bc.At, maxAge))
+		if born.Before(prev) {
+			born = prev // a higher id was committed later: it is not older
+		}
+		prev = born
+		b.publishLocked(bc, born, false)
 	}
 }
 
@@ -104,13 +130,17 @@ func (b *Bus) finish(r *reservation, bcasts []*appliance.Broadcast) {
 		p := b.pending[0]
 		b.pending[0] = nil
 		b.pending = b.pending[1:]
+		now := b.now()
 		for _, bc := range p.bcasts {
-			b.publishLocked(bc)
+			b.publishLocked(bc, now, true)
+		}
+		if p.popped != nil {
+			close(p.popped)
 		}
 	}
 }
 
-func (b *Bus) publishLocked(bc *appliance.Broadcast) {
+func (b *Bus) publishLocked(bc *appliance.Broadcast, born time.Time, replay bool) {
 	for i, t := range bc.Targets {
 		cs := b.chans[t.Channel]
 		if cs == nil {
@@ -118,7 +148,7 @@ func (b *Bus) publishLocked(bc *appliance.Broadcast) {
 			b.chans[t.Channel] = cs
 		}
 		id := bc.FirstID + uint64(i)
-		cs.entries = append(cs.entries, entry{id: id, at: bc.At, b: bc, i: i})
+		cs.entries = append(cs.entries, entry{id: id, born: born, replay: replay, b: bc, i: i})
 		for w := range cs.waiters {
 			select {
 			case w.ch <- struct{}{}:
@@ -144,21 +174,63 @@ type PollRequest struct {
 	Channels []string
 	Last     uint64        // highest id the client has seen; 0 = none
 	Hold     time.Duration // longest wait when nothing is pending
-	Replay   time.Duration // with Last 0 (or beyond the newest id): return notifications this young
+	Replay   time.Duration // with Last 0: return notifications of this run this young
 }
 
 // Poll returns the notifications on the request's channels with id above
 // Last, in id order. When there are none it waits up to Hold for one (or
 // until ctx is done or the bus closes) and then answers, possibly empty.
+//
+// Last = 0 replays this run's notifications younger than Replay (§3.1).
+// A Last at or above every id ever reserved (a cursor from another bus or
+// an earlier box, §9.3-1) counts as the newest visible id: nothing old is
+// repeated. Engine.Poll first moves the id sequence past such a cursor
+// durably, so that the client's later polls are ordinary.
 func (b *Bus) Poll(ctx context.Context, req PollRequest) []Notification {
+	if req.Last == 0 {
+		return b.poll(ctx, req, 0, true)
+	}
+	b.mu.Lock()
+	after := req.Last
+	if after >= b.next {
+		after = b.newest
+	}
+	b.mu.Unlock()
+	return b.poll(ctx, req, after, false)
+}
+
+// jump handles a cursor last at or above every id reserved so far. It
+// reports future = false for any other cursor. Otherwise after is the
+// newest visible id, from which the poll must read, and, when last is
+// below ceiling, r reserves every id up to last: the caller commits the
+// jump durably, finishes r and waits for r.popped, after which every
+// notification below the jump is visible. At or above ceiling r is nil and
+// ids do not move.
+func (b *Bus) jump(last, ceiling uint64) (r *reservation, after uint64, future bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if last < b.next {
+		return nil, 0, false
+	}
+	if last >= ceiling || b.closed {
+		return nil, b.newest, true
+	}
+	r = &reservation{first: b.next, n: last + 1 - b.next, popped: make(chan struct{})}
+	b.next = last + 1
+	b.pending = append(b.pending, r)
+	return r, b.newest, true
+}
+
+// poll answers with the notifications above after (or, with replay, this
+// run's notifications younger than req.Replay), waiting as Poll describes.
+func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bool) []Notification {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return nil
 	}
-	replay := req.Last == 0 || req.Last > b.newest
-	since := time.Now().Add(-req.Replay)
-	if out := b.collectLocked(req.Channels, req.Last, replay, since); len(out) > 0 {
+	since := b.now().Add(-req.Replay)
+	if out := b.collectLocked(req.Channels, after, replay, since); len(out) > 0 {
 		b.mu.Unlock()
 		return out
 	}
@@ -196,7 +268,7 @@ func (b *Bus) Poll(ctx context.Context, req PollRequest) []Notification {
 	if b.closed {
 		return nil
 	}
-	return b.collectLocked(req.Channels, req.Last, replay, since)
+	return b.collectLocked(req.Channels, after, replay, since)
 }
 
 func (b *Bus) collectLocked(channels []string, last uint64, replay bool, since time.Time) []Notification {
@@ -208,7 +280,12 @@ func (b *Bus) collectLocked(channels []string, last uint64, replay bool, since t
 		}
 		var start int
 		if replay {
-			start = sort.Search(len(cs.entries), func(i int) bool { return !cs.entries[i].at.Before(since) })
+			// Entries of earlier runs precede this run's and are never
+			// replayed, so the predicate is monotone in the index.
+			start = sort.Search(len(cs.entries), func(i int) bool {
+				e := &cs.entries[i]
+				return e.replay && !e.born.Before(since)
+			})
 		} else {
 			start = sort.Search(len(cs.entries), func(i int) bool { return cs.entries[i].id > last })
 		}
@@ -222,15 +299,17 @@ func (b *Bus) collectLocked(channels []string, last uint64, replay bool, since t
 	return out
 }
 
-// prune drops notifications older than cutoff and channels left with no
-// entries and no waiters. It returns the lowest id still retained (or the
-// next id when nothing is retained): stored broadcasts below it may go.
-func (b *Bus) prune(cutoff time.Time) uint64 {
+// prune drops notifications older than retention (by the bus clock, see
+// entry) and channels left with no entries and no waiters. It returns the
+// lowest id still retained (or the next id when nothing is retained):
+// stored broadcasts below it may go.
+func (b *Bus) prune(retention time.Duration) uint64 {
+	cutoff := b.now().Add(-retention)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	low := b.newest + 1
 	for name, cs := range b.chans {
-		n := sort.Search(len(cs.entries), func(i int) bool { return !cs.entries[i].at.Before(cutoff) })
+		n := sort.Search(len(cs.entries), func(i int) bool { return !cs.entries[i].born.Before(cutoff) })
 		if n > 0 {
 			cs.entries = append(cs.entries[:0:0], cs.entries[n:]...)
 		}

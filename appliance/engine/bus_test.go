@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +15,7 @@ func bcast(ch string, body string) *appliance.Broadcast {
 }
 
 func TestBusPublishesInIDOrder(t *testing.T) {
-	b := newBus(0)
+	b := newBus(0, nil)
 	ra := b.reserve(1) // id 1, committed later
 	rb := b.reserve(1) // id 2, committed first
 	if ra.first != 1 || rb.first != 2 {
@@ -40,7 +42,7 @@ func TestBusPublishesInIDOrder(t *testing.T) {
 }
 
 func TestBusAbortDoesNotBlock(t *testing.T) {
-	b := newBus(10)
+	b := newBus(10, nil)
 	ra := b.reserve(2) // 11, 12 aborted
 	rb := b.reserve(1) // 13
 	bb := bcast("c", "1")
@@ -54,7 +56,7 @@ func TestBusAbortDoesNotBlock(t *testing.T) {
 }
 
 func TestBusPollWakesOnPublish(t *testing.T) {
-	b := newBus(0)
+	b := newBus(0, nil)
 	done := make(chan []Notification)
 	go func() {
 		done <- b.Poll(context.Background(), PollRequest{Channels: []string{"x", "c"}, Last: 0, Hold: 10 * time.Second, Replay: time.Minute})
@@ -88,7 +90,7 @@ func TestBusPollWakesOnPublish(t *testing.T) {
 }
 
 func TestBusPollTimesOutEmpty(t *testing.T) {
-	b := newBus(5)
+	b := newBus(5, nil)
 	start := time.Now()
 	got := b.Poll(context.Background(), PollRequest{Channels: []string{"c"}, Last: 5, Hold: 50 * time.Millisecond})
 	if len(got) != 0 {
@@ -102,31 +104,103 @@ func TestBusPollTimesOutEmpty(t *testing.T) {
 	}
 }
 
+// fakeClock is an injected engine clock (no monotonic reading).
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func publish(b *Bus, ch, body string) uint64 {
+	r := b.reserve(1)
+	bc := bcast(ch, body)
+	bc.FirstID = r.first
+	b.finish(r, []*appliance.Broadcast{bc})
+	return r.first
+}
+
+// Last = 0 replays this run's recent notifications; a cursor above every
+// id (another bus's, §9.3-1) replays nothing: it counts as the newest id.
 func TestBusReplayAndBeyondNewest(t *testing.T) {
-	b := newBus(0)
-	old := &appliance.Broadcast{FirstID: 1, At: time.Now().Add(-2 * time.Minute), Prefix: []byte("1"), Targets: []appliance.Target{{Channel: "c"}}}
-	recent := &appliance.Broadcast{FirstID: 2, At: time.Now(), Prefix: []byte("2"), Targets: []appliance.Target{{Channel: "c"}}}
-	r := b.reserve(2)
-	b.finish(r, []*appliance.Broadcast{old, recent})
-	for _, last := range []uint64{0, 3, 1 << 62} {
-		got := b.Poll(context.Background(), PollRequest{Channels: []string{"c"}, Last: last, Hold: time.Second, Replay: 50 * time.Second})
-		if len(got) != 1 || got[0].ID != 2 {
-			t.Errorf("Poll(last=%d) = %+v, want only id 2 (replay window)", last, got)
+	clock := newFakeClock()
+	b := newBus(0, clock.Now)
+	publish(b, "c", "1")
+	clock.Advance(2 * time.Minute)
+	publish(b, "c", "2")
+	got := b.Poll(context.Background(), PollRequest{Channels: []string{"c"}, Last: 0, Hold: time.Second, Replay: 50 * time.Second})
+	if len(got) != 1 || got[0].ID != 2 {
+		t.Errorf("Poll(last=0) = %+v, want only id 2 (replay window)", got)
+	}
+	for _, last := range []uint64{3, 1 << 62, math.MaxUint64} {
+		got := b.Poll(context.Background(), PollRequest{Channels: []string{"c"}, Last: last, Hold: 20 * time.Millisecond, Replay: 50 * time.Second})
+		if len(got) != 0 {
+			t.Errorf("Poll(last=%d) = %+v, want nothing (a cursor from the future counts as the newest id)", last, got)
 		}
 	}
-	got := b.Poll(context.Background(), PollRequest{Channels: []string{"c"}, Last: 1, Hold: time.Second})
+	got = b.Poll(context.Background(), PollRequest{Channels: []string{"c"}, Last: 1, Hold: time.Second})
 	if len(got) != 1 || got[0].ID != 2 {
 		t.Errorf("Poll(last=1) = %+v, want id 2", got)
 	}
 }
 
+// A jump reserves every id up to the client's cursor, in order with the
+// reservations before it: later ids are above the cursor, and the jump's
+// popped channel closes only once the ids below it are visible.
+func TestBusJump(t *testing.T) {
+	b := newBus(10, nil)
+	inflight := b.reserve(1) // id 11, still committing
+	if r, _, future := b.jump(11, MaxJumpCursor); future || r != nil {
+		t.Fatalf("jump(11) with id 11 reserved = future, want an ordinary cursor")
+	}
+	r, after, future := b.jump(1000, MaxJumpCursor)
+	if !future || r == nil || after != 10 || r.first != 12 || r.n != 989 {
+		t.Fatalf("jump(1000) = %+v, %d, %v; want ids 12..1000 reserved, after 10", r, after, future)
+	}
+	b.finish(r, nil)
+	select {
+	case <-r.popped:
+		t.Fatal("jump popped before the in-flight id 11 finished")
+	default:
+	}
+	bc := bcast("c", "1")
+	bc.FirstID = 11
+	b.finish(inflight, []*appliance.Broadcast{bc})
+	<-r.popped
+	if id := publish(b, "c", "2"); id != 1001 {
+		t.Errorf("first id after the jump = %d, want 1001", id)
+	}
+	if _, _, future := b.jump(1000, MaxJumpCursor); future {
+		t.Errorf("jump(1000) after the jump is still a future cursor")
+	}
+	for _, last := range []uint64{MaxJumpCursor, math.MaxUint64} {
+		r, after, future := b.jump(last, MaxJumpCursor)
+		if !future || r != nil || after != 1001 {
+			t.Errorf("jump(%d) = %v, %d, %v; want no reservation, after 1001", last, r, after, future)
+		}
+	}
+	if st := b.stats(); st.Newest != 1001 {
+		t.Errorf("newest = %d, want 1001", st.Newest)
+	}
+}
+
+// Retention and replay use the bus clock's own readings, not the stored
+// wall-clock times of the broadcasts.
 func TestBusPruneAndClose(t *testing.T) {
-	b := newBus(0)
-	old := &appliance.Broadcast{FirstID: 1, At: time.Now().Add(-time.Hour), Prefix: []byte("1"), Targets: []appliance.Target{{Channel: "a"}, {Channel: "b"}}}
-	recent := &appliance.Broadcast{FirstID: 3, At: time.Now(), Prefix: []byte("2"), Targets: []appliance.Target{{Channel: "b"}}}
-	r := b.reserve(3)
-	b.finish(r, []*appliance.Broadcast{old, recent})
-	if low := b.prune(time.Now().Add(-time.Minute)); low != 3 {
+	clock := newFakeClock()
+	b := newBus(0, clock.Now)
+	r := b.reserve(2)
+	old := &appliance.Broadcast{FirstID: 1, At: clock.Now().Add(time.Hour), Prefix: []byte("1"), Targets: []appliance.Target{{Channel: "a"}, {Channel: "b"}}}
+	b.finish(r, []*appliance.Broadcast{old})
+	clock.Advance(time.Hour)
+	publish(b, "b", "2") // id 3
+	if low := b.prune(time.Minute); low != 3 {
 		t.Errorf("prune = %d, want 3", low)
 	}
 	if st := b.stats(); st.Retained != 1 || st.Channels != 1 {
@@ -147,8 +221,48 @@ func TestBusPruneAndClose(t *testing.T) {
 	}
 }
 
+// Broadcasts stored by an earlier run are trusted only within bounds: one
+// stored an hour "in the future" (the clock is now behind) is neither
+// replayed to last = 0 nor kept beyond the retention from this start; one
+// stored a year "ago" (the clock stepped forward) is kept restartKeep.
+func TestBusLoadBoundsStoredTimes(t *testing.T) {
+	clock := newFakeClock()
+	now := clock.Now()
+	const retention = 10 * time.Minute
+	stored := []appliance.Broadcast{
+		{FirstID: 1, At: now.AddDate(-1, 0, 0), Prefix: []byte("1"), Targets: []appliance.Target{{Channel: "a"}}},
+		{FirstID: 2, At: now.Add(time.Hour), Prefix: []byte("2"), Targets: []appliance.Target{{Channel: "b"}}},
+		{FirstID: 3, At: now.Add(-10 * time.Second), Prefix: []byte("3"), Targets: []appliance.Target{{Channel: "b"}}},
+	}
+	b := newBus(3, clock.Now)
+	b.load(stored, retention)
+	for _, ch := range []string{"a", "b"} {
+		if got := b.Poll(context.Background(), PollRequest{Channels: []string{ch}, Hold: 20 * time.Millisecond, Replay: 50 * time.Second}); len(got) != 0 {
+			t.Errorf("Poll(%s, last=0) after restart = %+v, want nothing (earlier run's notifications are not replayed)", ch, got)
+		}
+	}
+	if got := b.Poll(context.Background(), PollRequest{Channels: []string{"a", "b"}, Last: 0 + 1, Hold: time.Second}); len(got) != 2 {
+		t.Errorf("Poll(last=1) = %+v, want ids 2 and 3 (retained for reconnecting cursors)", got)
+	}
+	clock.Advance(restartKeep - time.Second)
+	b.prune(retention)
+	if st := b.stats(); st.Retained != 3 {
+		t.Errorf("retained %d just before restartKeep, want 3 (a forward clock step must not purge early)", st.Retained)
+	}
+	clock.Advance(2 * time.Second)
+	b.prune(retention)
+	if st := b.stats(); st.Retained != 2 {
+		t.Errorf("retained %d after restartKeep, want 2 (only the year-old one goes)", st.Retained)
+	}
+	clock.Advance(retention)
+	b.prune(retention)
+	if st := b.stats(); st.Retained != 0 {
+		t.Errorf("retained %d after the retention from this start, want 0 (a clock behind must not keep them forever)", st.Retained)
+	}
+}
+
 func BenchmarkPublishWake(b *testing.B) {
-	bus := newBus(0)
+	bus := newBus(0, nil)
 	b.ReportAllocs()
 	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {

@@ -43,7 +43,7 @@ type Engine struct {
 }
 
 type counters struct {
-	requests, accepted, revisionErrors, duplicates, syncAll, removes, relays, pings, storeErrors atomic.Uint64
+	requests, accepted, revisionErrors, duplicates, syncAll, removes, relays, pings, jumps, storeErrors atomic.Uint64
 }
 
 // New returns an Engine on store. It does no I/O.
@@ -91,12 +91,19 @@ func (e *Engine) Open(ctx context.Context) error {
 		s.pos[r.Key.ID] = &posState{messageID: r.MessageID, userID: r.UserID}
 		e.posOwner[r.Key] = r.Session
 	}
+	now := e.opts.Now()
+	maxOrderAge := e.opts.OrderRetention - min(e.opts.OrderRetention, orderRestartKeep)
 	for _, r := range snap.Orders {
 		s := e.sessionLocked(r.Key.Session)
-		s.orders[r.Key.UID] = orderFromRecord(r)
+		o := orderFromRecord(r)
+		// r.Updated is an earlier run's wall clock: count its age from
+		// this start within bounds (clock.go), so a clock step neither
+		// purges the order early nor keeps it forever.
+		o.updated = now.Add(-storedAge(now, r.Updated, maxOrderAge))
+		s.orders[r.Key.UID] = o
 	}
-	e.bus = newBus(snap.LastBusID)
-	e.bus.load(snap.Broadcasts, e.opts.Now().Add(-e.opts.BusRetention))
+	e.bus = newBus(snap.LastBusID, e.opts.Now)
+	e.bus.load(snap.Broadcasts, e.opts.BusRetention)
 	e.log.Info("state loaded", "sessions", len(snap.Sessions), "pos", len(snap.POS),
 		"orders", len(snap.Orders), "broadcasts", len(snap.Broadcasts), "last_bus_id", snap.LastBusID)
 
@@ -161,9 +168,11 @@ type Stats struct {
 	Removes        uint64
 	Relays         uint64
 	Pings          uint64
+	BusJumps       uint64 // times the bus id sequence jumped past a client's cursor
 	StoreErrors    uint64
 	Bus            BusStats
-	LastSeen       map[appliance.POSKey]time.Time // last update request per POS
+	LastSeen       map[appliance.POSKey]time.Time // last request per POS, engine clock of this run
+	Now            time.Time                      // engine clock when the snapshot was taken: ages are Now.Sub(t)
 }
 
 // Stats returns a snapshot of the counters.
@@ -177,8 +186,10 @@ func (e *Engine) Stats() Stats {
 		Removes:        e.counters.removes.Load(),
 		Relays:         e.counters.relays.Load(),
 		Pings:          e.counters.pings.Load(),
+		BusJumps:       e.counters.jumps.Load(),
 		StoreErrors:    e.counters.storeErrors.Load(),
 		LastSeen:       make(map[appliance.POSKey]time.Time),
+		Now:            e.opts.Now(),
 	}
 	e.mu.Lock()
 	sessions := make([]*session, 0, len(e.sessions))

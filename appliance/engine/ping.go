@@ -48,8 +48,9 @@ type PollParams struct {
 }
 
 // ParsePoll reads the params of /longpolling/poll: channels (list; non-string
-// items ignored), last (integer; negative counts as 0, a value beyond any id
-// as "beyond the newest"), options (ignored).
+// items ignored), last (integer; negative counts as 0, a value beyond
+// uint64 as MaxUint64, a cursor from the future handled by Poll), options
+// (ignored).
 func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 	var pp PollParams
 	p, err := parseObject(params, "params")
@@ -94,7 +95,7 @@ func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 }
 
 // parseLast maps a JSON number to a cursor: negative → 0, beyond uint64 →
-// MaxUint64 (treated as "beyond the newest id", i.e. like 0).
+// MaxUint64 (above MaxJumpCursor: Poll answers it from the newest id).
 func parseLast(s string) uint64 {
 	var f float64
 	if err := json.Unmarshal([]byte(s), &f); err != nil || f <= 0 || math.IsNaN(f) {
@@ -110,7 +111,57 @@ func parseLast(s string) uint64 {
 	return uint64(f)
 }
 
-// Poll waits for notifications as /longpolling/poll does (§3.1).
+// MaxJumpCursor bounds the cursors the bus id sequence jumps past. Odoo's
+// bus.bus id is a PostgreSQL serial (below 2^31), so a genuine cursor from
+// the main Odoo's bus, or from an earlier possync box, is far below it; a
+// broken or hostile client cannot push ids near JavaScript's 2^53 limit of
+// exact integers, where the client's max(ids) would stop working, nor
+// exhaust the id space. A poll with a cursor at or above it is answered as
+// if its cursor were the newest id, without a jump.
+const MaxJumpCursor uint64 = 1 << 40
+
+// Poll waits for notifications as /longpolling/poll does (§3.1), with
+// possync's rule for a cursor from the future (README "How possync reads
+// the protocol"): when pp.Last is at or above every id ever reserved, the
+// id sequence first jumps durably past it (up to MaxJumpCursor), so the
+// next notifications carry ids above the client's cursor and the client's
+// max(ids) moves with them; this poll then answers only what becomes
+// visible after the newest id at its arrival. Nothing old is replayed, so
+// each notification reaches the client at most once; what it missed
+// before it arrived, it recovers like any lost notification, through the
+// message_ID gap check and sync_all (§6.1, §4.3).
 func (e *Engine) Poll(ctx context.Context, pp PollParams, hold, replay time.Duration) []Notification {
-	return e.bus.Poll(ctx, PollRequest{Channels: pp.Channels, Last: pp.Last, Hold: hold, Replay: replay})
+	req := PollRequest{Channels: pp.Channels, Last: pp.Last, Hold: hold, Replay: replay}
+	if pp.Last == 0 {
+		return e.bus.poll(ctx, req, 0, true)
+	}
+	r, after, future := e.bus.jump(pp.Last, MaxJumpCursor)
+	if !future {
+		return e.bus.poll(ctx, req, pp.Last, false)
+	}
+	if r == nil {
+		e.log.Debug("poll cursor beyond the jump limit; answering from the newest id", "last", pp.Last, "newest", after)
+		return e.bus.poll(ctx, req, after, false)
+	}
+	err := e.store.Commit(ctx, &appliance.Batch{BusIDFloor: pp.Last})
+	e.bus.finish(r, nil)
+	if err != nil {
+		// The ids stay skipped in memory; nothing above the stored
+		// LastBusID becomes visible without its own durable commit.
+		e.counters.storeErrors.Add(1)
+		e.log.Warn("bus id jump not stored", "last", pp.Last, "err", err)
+	} else {
+		e.counters.jumps.Add(1)
+		e.log.Info("bus ids jumped past a client's cursor", "from", r.first, "to", pp.Last+1, "newest", after)
+	}
+	// Notifications committing below the jump become visible in id order
+	// within a commit's time; wait for them so this poll delivers them.
+	t := time.NewTimer(hold)
+	select {
+	case <-r.popped:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	return e.bus.poll(ctx, req, after, false)
 }

@@ -25,9 +25,11 @@ func (e *Engine) retentionLoop(ctx context.Context) {
 // Purge applies retention once: bus notifications older than the bus
 // retention, and deleted/unpaid orders of ended runs (run below the
 // session's current run) unchanged for longer than the order retention.
+// Ages are differences of readings of the engine clock taken in this run;
+// records loaded from an earlier run got a bounded age at Open (clock.go).
 func (e *Engine) Purge(ctx context.Context) error {
 	now := e.opts.Now()
-	low := e.bus.prune(now.Add(-e.opts.BusRetention))
+	low := e.bus.prune(e.opts.BusRetention)
 
 	e.mu.Lock()
 	sessions := make([]*session, 0, len(e.sessions))

@@ -61,9 +61,9 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 		sort.Slice(info, func(i, j int) bool { return info[i].K < info[j].K })
 	}
 	var terms []terminal
-	now := time.Now()
+	uptime := time.Since(s.started)
 	for k, t := range st.LastSeen {
-		terms = append(terms, terminal{DB: k.DB, ID: k.ID, Ago: now.Sub(t).Round(time.Second).String()})
+		terms = append(terms, terminal{DB: k.DB, ID: k.ID, Ago: age(st.Now, t, uptime)})
 	}
 	sort.Slice(terms, func(i, j int) bool {
 		if terms[i].DB != terms[j].DB {
@@ -76,8 +76,10 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 		"HealthErr": fmt.Sprint(healthErr),
 		"URL":       "http://" + host,
 		"Version":   appliance.VersionString(),
-		"Started":   s.started.Format(time.RFC3339),
-		"Uptime":    time.Since(s.started).Round(time.Second).String(),
+		// Now minus the monotonic uptime: right once the clock is, even if
+		// it was far off (no RTC, no NTP yet) when the process started.
+		"Started":   time.Now().Add(-uptime).Round(time.Second).Format(time.RFC3339),
+		"Uptime":    uptime.Round(time.Second).String(),
 		"Info":      info,
 		"Stats":     st,
 		"Terminals": terms,
@@ -90,6 +92,13 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBodyString(b.String())
+}
+
+// age formats now - t, both readings of the engine clock taken in this run,
+// clamped to [0, uptime]: an injected or stepped clock never shows a
+// negative age, nor one older than the process.
+func age(now, t time.Time, uptime time.Duration) string {
+	return min(max(now.Sub(t), 0), uptime).Round(time.Second).String()
 }
 
 func (s *Server) healthErr() error {

@@ -91,7 +91,7 @@ func compareSession(a, b appliance.SessionKey) int {
 }
 
 // Commit applies the batch atomically and raises LastBusID to the highest
-// notification id in it. Later records in the batch overwrite earlier ones
+// notification id in it (or its BusIDFloor). Later records in the batch overwrite earlier ones
 // with the same key. After Close it returns an EUNAVAILABLE
 // *appliance.Error wrapping appliance.ErrClosed.
 func (s *Store) Commit(ctx context.Context, b *appliance.Batch) error {
@@ -120,6 +120,7 @@ func (s *Store) Commit(ctx context.Context, b *appliance.Batch) error {
 			s.lastBus = max(s.lastBus, r.LastID())
 		}
 	}
+	s.lastBus = max(s.lastBus, b.BusIDFloor)
 	return nil
 }
 

@@ -150,6 +150,17 @@ func cases() []testCase {
 			},
 		},
 		{
+			name: "bus id floor raises last bus id durably, never lowers it",
+			steps: []step{
+				commit(appliance.Batch{Broadcasts: []appliance.Broadcast{broadcast(1, 2)}}),
+				commit(appliance.Batch{BusIDFloor: 1000}),
+				reopen,
+				commit(appliance.Batch{BusIDFloor: 500}),
+				reopen,
+			},
+			want: appliance.Snapshot{Broadcasts: []appliance.Broadcast{broadcast(1, 2)}, LastBusID: 1000},
+		},
+		{
 			name: "broadcasts without targets hold no ids",
 			steps: []step{commit(appliance.Batch{Broadcasts: []appliance.Broadcast{
 				broadcast(1, 2), {FirstID: 0, At: t0}, {FirstID: 9, Prefix: []byte(`{}`)},
