@@ -89,6 +89,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if n := c.Security.MaxPollsPerClient; n < 0 || n > c.HTTP.MaxConns {
+		bad("security.max_polls_per_client", n, "must be from 0 (no limit) up to http.max_conns")
+	}
+
 	if len(errs) > 0 {
 		return errs
 	}
