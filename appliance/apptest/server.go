@@ -24,6 +24,10 @@ type Options struct {
 	Replay       time.Duration // last=0 replay window; 0 = 50s
 	MaxBodyBytes int           // 0 = default (8 MiB)
 	Logger       *slog.Logger  // nil = discard
+	// MaxConns and MaxPollsPerClient are passed to httpapi.Options
+	// (0 = its defaults: 4096 and 32).
+	MaxConns          int
+	MaxPollsPerClient int
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -70,11 +74,13 @@ func open(opts Options) (*Server, error) {
 		return nil, err
 	}
 	srv := httpapi.New(eng, httpapi.Options{
-		Addr:         "127.0.0.1:0",
-		Logger:       opts.Logger,
-		PollHold:     opts.PollHold,
-		Replay:       opts.Replay,
-		MaxBodyBytes: opts.MaxBodyBytes,
+		Addr:              "127.0.0.1:0",
+		Logger:            opts.Logger,
+		PollHold:          opts.PollHold,
+		Replay:            opts.Replay,
+		MaxBodyBytes:      opts.MaxBodyBytes,
+		MaxConns:          opts.MaxConns,
+		MaxPollsPerClient: opts.MaxPollsPerClient,
 	})
 	if err := srv.Open(); err != nil {
 		eng.Close()
