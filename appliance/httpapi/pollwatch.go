@@ -102,33 +102,40 @@ func (w *pollWatch) leave(p *parkedPoll) {
 func (w *pollWatch) run(stop <-chan struct{}) {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
-	var polls []*parkedPoll
+	var scratch []*parkedPoll
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		polls = polls[:0]
-		w.mu.Lock()
-		for _, l := range w.byClient {
-			for e := l.Front(); e != nil; e = e.Next() {
-				if p := e.Value.(*parkedPoll); p.raw != nil {
-					polls = append(polls, p)
-				}
+		scratch = w.scan(scratch)
+	}
+}
+
+// scan peeks at the socket of every parked poll, outside the lock, and
+// cancels the polls whose client left. It returns scratch for reuse.
+func (w *pollWatch) scan(scratch []*parkedPoll) []*parkedPoll {
+	polls := scratch[:0]
+	w.mu.Lock()
+	for _, l := range w.byClient {
+		for e := l.Front(); e != nil; e = e.Next() {
+			if p := e.Value.(*parkedPoll); p.raw != nil {
+				polls = append(polls, p)
 			}
-		}
-		w.mu.Unlock()
-		for i, p := range polls {
-			if peerGone(p.raw) {
-				w.mu.Lock()
-				w.released++
-				w.mu.Unlock()
-				p.cancel()
-			}
-			polls[i] = nil
 		}
 	}
+	w.mu.Unlock()
+	for i, p := range polls {
+		if peerGone(p.raw) {
+			w.mu.Lock()
+			w.released++
+			w.mu.Unlock()
+			p.cancel()
+		}
+		polls[i] = nil
+	}
+	return polls
 }
 
 // stats returns the polls parked now and the counters.
