@@ -138,21 +138,20 @@ func (s *Server) serve(ln net.Listener) error {
 		if !s.closed.Load() {
 			// fasthttp returns nil when it takes the error for a closed
 			// listener; either way nobody asked it to stop.
-			s.failed <- fmt.Errorf("http listener %s stopped: %w", ln.Addr(), cmpErr(err, errListenerGone))
+			why := err
+			if why == nil {
+				why = errListenerGone
+			}
+			s.failed <- fmt.Errorf("http listener %s stopped: %w", ln.Addr(), why)
 		}
 		s.served <- err
 	}()
 	return nil
 }
 
+// errListenerGone stands for the nil fasthttp returns when its listener
+// was closed by someone else than Close.
 var errListenerGone = errors.New("listener closed")
-
-func cmpErr(err, def error) error {
-	if err == nil {
-		return def
-	}
-	return err
-}
 
 // Failed delivers an error when the listener has stopped for good without
 // Close being called: the process should exit so its supervisor restarts
