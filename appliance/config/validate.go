@@ -89,8 +89,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if n := c.Security.MaxPollsPerClient; n < 0 || n > c.HTTP.MaxConns {
-		bad("security.max_polls_per_client", n, "must be from 0 (no limit) up to http.max_conns")
+	// Above http.max_conns the cap never bites; that is allowed, so a small
+	// max_conns works with the default cap.
+	if n := c.Security.MaxPollsPerClient; n < 0 || n > 1<<20 {
+		bad("security.max_polls_per_client", n, "must be from 0 (no limit) to 1048576")
 	}
 
 	if len(errs) > 0 {
