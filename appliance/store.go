@@ -146,3 +146,10 @@ type Store interface {
 	// Close releases the store. It is safe to call more than once.
 	Close() error
 }
+
+// HealthReporter is implemented by a Store that can tell, without a write,
+// that writes would be refused (a full or read-only file system). Health
+// returns nil when writes can go through or when it cannot tell.
+type HealthReporter interface {
+	Health() error
+}

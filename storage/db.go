@@ -28,6 +28,9 @@ type DB struct {
 	// freeBytes measures the free space of dir's file system; nil for
 	// an in-memory store. Tests replace it.
 	freeBytes func(dir string) (uint64, error)
+	// fsInfo measures dir's file system for Health; nil for an in-memory
+	// store. Tests replace it.
+	fsInfo func(dir string) (fsInfo, error)
 
 	stop chan struct{}  // closed by Close to end the GC loop
 	gc   sync.WaitGroup // the GC loop
@@ -64,6 +67,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	db := &DB{bdb: bdb, logger: logger, dir: dir, stop: make(chan struct{})}
 	if !opts.InMemory {
 		db.freeBytes = statfsFree
+		db.fsInfo = statfsInfo
 	}
 	if err := db.init(); err != nil {
 		bdb.Close()

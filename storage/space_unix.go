@@ -13,3 +13,20 @@ func statfsFree(dir string) (uint64, error) {
 	}
 	return uint64(st.Bavail) * uint64(st.Bsize), nil
 }
+
+// stRdonly is the read-only mount flag in Statfs_t.Flags: ST_RDONLY on
+// Linux, MNT_RDONLY on the BSDs; 1 on all of them.
+const stRdonly = 1
+
+// statfsInfo measures the file system holding dir.
+func statfsInfo(dir string) (fsInfo, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fsInfo{}, err
+	}
+	return fsInfo{
+		free:     uint64(st.Bavail) * uint64(st.Bsize),
+		total:    uint64(st.Blocks) * uint64(st.Bsize),
+		readOnly: uint64(st.Flags)&stRdonly != 0,
+	}, nil
+}

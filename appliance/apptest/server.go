@@ -27,6 +27,10 @@ type Options struct {
 	// Now is the engine's clock (stored broadcast and order times, ages);
 	// nil = time.Now. A test sets it to play a box whose wall clock is off.
 	Now func() time.Time
+	// MaxConns and MaxPollsPerClient are passed to httpapi.Options
+	// (0 = its defaults: 4096 and 32).
+	MaxConns          int
+	MaxPollsPerClient int
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -73,11 +77,13 @@ func open(opts Options) (*Server, error) {
 		return nil, err
 	}
 	srv := httpapi.New(eng, httpapi.Options{
-		Addr:         "127.0.0.1:0",
-		Logger:       opts.Logger,
-		PollHold:     opts.PollHold,
-		Replay:       opts.Replay,
-		MaxBodyBytes: opts.MaxBodyBytes,
+		Addr:              "127.0.0.1:0",
+		Logger:            opts.Logger,
+		PollHold:          opts.PollHold,
+		Replay:            opts.Replay,
+		MaxBodyBytes:      opts.MaxBodyBytes,
+		MaxConns:          opts.MaxConns,
+		MaxPollsPerClient: opts.MaxPollsPerClient,
 	})
 	if err := srv.Open(); err != nil {
 		eng.Close()

@@ -27,6 +27,7 @@ type Config struct {
 	Orders    Orders    `toml:"orders"`
 	Log       Log       `toml:"log"`
 	Discovery Discovery `toml:"discovery"`
+	Security  Security  `toml:"security"`
 }
 
 // HTTP configures the JSON-RPC and long-poll listener.
@@ -73,6 +74,14 @@ type Discovery struct {
 	Interfaces []string `toml:"interfaces"` // [] = all up, multicast-capable, non-loopback interfaces
 }
 
+// Security configures limits that keep one client from starving others.
+type Security struct {
+	// MaxPollsPerClient caps the waiting long-polls of one client address;
+	// a new poll beyond it answers that address's oldest waiting poll with
+	// [] at once. 0 = no limit.
+	MaxPollsPerClient int `toml:"max_polls_per_client"`
+}
+
 // Default returns the configuration used when no file is given.
 func Default() Config {
 	return Config{
@@ -104,6 +113,7 @@ func Default() Config {
 			Hostname:   "possync",
 			Interfaces: []string{},
 		},
+		Security: Security{MaxPollsPerClient: 32},
 	}
 }
 

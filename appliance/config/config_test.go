@@ -37,6 +37,8 @@ poll_hold = "20s"
 [discovery]
 enabled = false
 interfaces = ["eth0"]
+[security]
+max_polls_per_client = 0
 `), "t")
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +48,13 @@ interfaces = ["eth0"]
 	}
 	if cfg.Discovery.Enabled || len(cfg.Discovery.Interfaces) != 1 {
 		t.Errorf("discovery = %+v", cfg.Discovery)
+	}
+	if cfg.Security.MaxPollsPerClient != 0 || Default().Security.MaxPollsPerClient != 32 {
+		t.Errorf("security.max_polls_per_client = %d (default %d), want 0 (default 32)", cfg.Security.MaxPollsPerClient, Default().Security.MaxPollsPerClient)
+	}
+	// The smallest max_conns goes with the default cap (which then never bites).
+	if _, err := Parse(strings.NewReader("[http]\nmax_conns = 16\n"), "t"); err != nil {
+		t.Errorf("max_conns = 16 with the default poll cap: %v", err)
 	}
 	if cfg.Storage.Dir != Default().Storage.Dir {
 		t.Errorf("storage.dir = %q, want default", cfg.Storage.Dir)
@@ -68,6 +77,8 @@ func TestParseErrorsNameKeys(t *testing.T) {
 		{"short retention", "[bus]\nretention = \"1m\"\n", []string{"bus.retention = \"1m0s\"", "10m"}},
 		{"bad level", "[log]\nlevel = \"loud\"\n", []string{"log.level = \"loud\""}},
 		{"bad hostname", "[discovery]\nhostname = \"pos.sync\"\n", []string{"discovery.hostname = \"pos.sync\""}},
+		{"negative poll cap", "[security]\nmax_polls_per_client = -1\n", []string{"security.max_polls_per_client = -1", "0 (no limit)"}},
+
 		{"syntax", "[http\n", []string{"line 2", "table name"}},
 		{"several", "[http]\nlisten = \"x\"\nmax_conns = 1\n[log]\nformat = \"xml\"\n", []string{"http.listen", "http.max_conns = 1", "log.format = \"xml\""}},
 	}

@@ -308,3 +308,15 @@ func (e *Engine) Health(d time.Duration) error {
 		return fmt.Errorf("engine stalled: locks not free within %v", d)
 	}
 }
+
+// StoreHealth reports a condition under which the store cannot take writes
+// (its file system is full or read-only), for /healthz and the status
+// page; nil when there is none or the store cannot tell. Unlike Health, a
+// failure here is not fixed by a restart.
+func (e *Engine) StoreHealth() error {
+	h, ok := e.store.(appliance.HealthReporter)
+	if !ok {
+		return nil
+	}
+	return h.Health()
+}

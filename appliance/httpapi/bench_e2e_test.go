@@ -7,6 +7,7 @@ package httpapi_test
 //	go test -run '^$' -bench . -benchtime 2s ./appliance/httpapi/
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -97,8 +98,20 @@ func BenchmarkUpdateOrderHTTPParallel(b *testing.B) {
 // BenchmarkPublishToWake: a poll waits; a PING publishes its PONG; the time
 // from the start of the PING request to the arrival of the poll's answer
 // (an upper bound of publish→wake: it includes the PING's own request).
-func BenchmarkPublishToWake(b *testing.B) {
-	srv := newServer(b, apptest.Options{PollHold: 10 * time.Second})
+func BenchmarkPublishToWake(b *testing.B) { benchPublishToWake(b, 0) }
+
+// BenchmarkPublishToWakeParked1000: the same with 1000 other polls parked
+// on their own connections, which the poll watcher peeks at every second.
+func BenchmarkPublishToWakeParked1000(b *testing.B) { benchPublishToWake(b, 1000) }
+
+func benchPublishToWake(b *testing.B, parked int) {
+	srv := newServer(b, apptest.Options{PollHold: 50 * time.Second, MaxPollsPerClient: -1})
+	for i := range parked {
+		startPoll(b, srv.URL, nil, fmt.Sprintf(`["bench","pos.longpolling","%d"]`, 1000+i))
+	}
+	if parked > 0 {
+		waitHealth(b, srv.URL, 30*time.Second, "parked polls", func(h health, _ int) bool { return h.Waiting == parked })
+	}
 	a := apptest.NewTerminal(b, srv.URL, cfg("bench", 1, 1, 2))
 	a.StartPolling()
 	if _, err := a.Barrier(wait); err != nil {

@@ -15,5 +15,13 @@
 //
 // A long-poll parks its handler goroutine on a channel (no busy-waiting)
 // until a notification for one of its channels is published, the hold time
-// passes, or the server shuts down.
+// passes, its client goes away (pollwatch.go), its client address parks
+// more than Options.MaxPollsPerClient polls (the oldest is answered []), or
+// the server shuts down.
+//
+// The server owns its listener (listener.go): temporary accept errors are
+// retried, connections beyond Options.MaxConns get HTTP 503 with a JSON-RPC
+// error and CORS headers, and a broken listener is reported by Failed.
+// GET /healthz answers 503 "unhealthy" or "degraded" with a detail when the
+// engine is stuck, accepting fails, or the store cannot take writes.
 package httpapi

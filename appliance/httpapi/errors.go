@@ -4,6 +4,11 @@ import (
 	"possync/appliance"
 )
 
+// codeBusy is the code of the refusal of a connection beyond
+// http.max_conns (listener.go). It is the HTTP layer's own: no engine or
+// store error has it.
+const codeBusy = "busy"
+
 // errorName maps an appliance error code to the Odoo/werkzeug exception
 // name sent in error.data.name, and the HTTP status. This is the only place
 // codes become statuses.
@@ -15,6 +20,8 @@ func errorName(code string) (name string, status int) {
 		return "werkzeug.exceptions.NotFound", 404
 	case appliance.EUNAVAILABLE:
 		return "possync.exceptions.StoreUnavailable", 200
+	case codeBusy:
+		return "possync.exceptions.ServerBusy", 503
 	default:
 		return "possync.exceptions.InternalError", 200
 	}

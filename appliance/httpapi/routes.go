@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -111,7 +112,16 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 		s.writeError(ctx, env.ID, err)
 		return
 	}
-	notes := s.eng.Poll(ctx, pp, s.opts.PollHold, s.opts.Replay)
+	// The poll's own context, cancelled when its client leaves or when the
+	// client parks too many polls (pollwatch.go). It does not derive from
+	// ctx: fasthttp's Done is server shutdown, which wakes polls anyway
+	// (Close calls StopPolls), and deriving from a foreign context costs a
+	// goroutine per poll.
+	pctx, cancel := context.WithCancel(context.Background())
+	parked := s.watch.park(remoteHost(ctx.RemoteAddr()), ctx.Conn(), cancel)
+	notes := s.eng.Poll(pctx, pp, s.opts.PollHold, s.opts.Replay)
+	s.watch.leave(parked)
+	cancel()
 	buf := make([]byte, 0, 256)
 	buf = append(buf, '[')
 	for i, n := range notes {

@@ -26,9 +26,20 @@ type Options struct {
 	WriteTimeout time.Duration // default 30s
 	IdleTimeout  time.Duration // default 2m
 	MaxConns     int           // default 4096
+	// MaxPollsPerClient caps the waiting polls of one client address; a
+	// new poll beyond it answers the oldest one at once. 0 = default 32,
+	// negative = no limit.
+	MaxPollsPerClient int
+	// PollWatchInterval is how often parked polls are checked for a client
+	// that went away (default 1s).
+	PollWatchInterval time.Duration
 	// Health reports whether the server is healthy (nil = healthy); used by
 	// GET /healthz. Nil means always healthy.
 	Health func() error
+	// Degraded reports a condition under which the server runs but cannot
+	// do its job in full, e.g. the data file system is full (nil = none).
+	// /healthz then answers 503 "degraded". Nil means eng.StoreHealth.
+	Degraded func() error
 	// Info returns extra facts for the status page (e.g. box id, data dir).
 	Info func() map[string]string
 }
@@ -39,10 +50,14 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	srv     *fasthttp.Server
-	ln      net.Listener
+	ln      *listener
+	watch   *pollWatch
+	limits  *rateLog
 	started time.Time
 	closed  atomic.Bool
-	served  chan error
+	served  chan error    // Serve's result, read by Close
+	failed  chan error    // the listener stopped for good (not by Close)
+	stop    chan struct{} // closed by Close: ends the poll watcher
 }
 
 // New returns a Server for eng. It does no I/O.
@@ -69,13 +84,26 @@ func New(eng *engine.Engine, opts Options) *Server {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 4096
 	}
-	s := &Server{eng: eng, opts: opts, log: opts.Logger.With("component", "http")}
+	if opts.MaxPollsPerClient == 0 {
+		opts.MaxPollsPerClient = 32
+	}
+	def(&opts.PollWatchInterval, time.Second)
+	if opts.Degraded == nil {
+		opts.Degraded = eng.StoreHealth
+	}
+	s := &Server{eng: eng, opts: opts, log: opts.Logger.With("component", "http"), limits: newRateLog(time.Minute)}
+	s.watch = newPollWatch(max(opts.MaxPollsPerClient, 0), opts.PollWatchInterval, s.log, s.limits)
 	s.srv = &fasthttp.Server{
-		Handler:            s.handle,
-		ErrorHandler:       s.handleReadError,
-		Name:               "possync",
-		Concurrency:        opts.MaxConns,
+		Handler:      s.handle,
+		ErrorHandler: s.handleReadError,
+		Name:         "possync",
+		// The listener refuses connections beyond MaxConns itself (with a
+		// JSON-RPC answer); fasthttp's own limit, a plain-text refusal,
+		// must never be reached, even while a closed connection's worker
+		// is still finishing.
+		Concurrency:        2*opts.MaxConns + maxRefusing,
 		MaxRequestBodySize: opts.MaxBodyBytes,
+		ReadBufferSize:     defaultReadBufferSize,
 		StreamRequestBody:  true, // oversized bodies are drained and answered 413 in readBody
 		ReadTimeout:        opts.ReadTimeout,
 		WriteTimeout:       opts.WriteTimeout,
@@ -94,12 +122,41 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.opts.Addr, err)
 	}
-	s.ln = ln
+	return s.serve(ln)
+}
+
+// serve serves on ln in the background.
+func (s *Server) serve(ln net.Listener) error {
+	s.ln = newListener(ln, s.opts.MaxConns, s.opts.ReadTimeout, s.log, s.limits)
 	s.started = time.Now()
 	s.served = make(chan error, 1)
-	go func() { s.served <- s.srv.Serve(ln) }()
+	s.failed = make(chan error, 1)
+	s.stop = make(chan struct{})
+	go s.watch.run(s.stop)
+	go func() {
+		err := s.srv.Serve(s.ln)
+		if !s.closed.Load() {
+			// fasthttp returns nil when it takes the error for a closed
+			// listener; either way nobody asked it to stop.
+			why := err
+			if why == nil {
+				why = errListenerGone
+			}
+			s.failed <- fmt.Errorf("http listener %s stopped: %w", ln.Addr(), why)
+		}
+		s.served <- err
+	}()
 	return nil
 }
+
+// errListenerGone stands for the nil fasthttp returns when its listener
+// was closed by someone else than Close.
+var errListenerGone = errors.New("listener closed")
+
+// Failed delivers an error when the listener has stopped for good without
+// Close being called: the process should exit so its supervisor restarts
+// it. Valid after Open.
+func (s *Server) Failed() <-chan error { return s.failed }
 
 // Addr returns the bound address (after Open).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -113,6 +170,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.closed.Swap(true) || s.ln == nil {
 		return nil
 	}
+	close(s.stop)
 	s.eng.StopPolls()
 	err := s.srv.ShutdownWithContext(ctx)
 	if serr := <-s.served; serr != nil && !errors.Is(serr, net.ErrClosed) && err == nil {
@@ -140,9 +198,27 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		status = fasthttp.StatusRequestEntityTooLarge
 		msg = fmt.Sprintf("request body is larger than the limit of %d bytes (http.max_body_bytes)", s.opts.MaxBodyBytes)
 	}
-	s.log.Warn("rejected request", "remote", ctx.RemoteAddr().String(), "status", status, "err", msg)
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		status = fasthttp.StatusRequestHeaderFieldsTooLarge
+		msg = fmt.Sprintf("request headers are larger than the limit of %d bytes", s.srv.ReadBufferSize)
+	}
+	host := remoteHost(ctx.RemoteAddr())
+	if s.limits.allow("read_error", host) {
+		s.log.Warn("rejected request", "remote", host, "status", status, "err", msg)
+	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(appendRPCError(nil, nil, appliance.EINVALID, msg))
 	ctx.SetConnectionClose()
+	// The rest of the request is unread: closing now would reset the
+	// connection and the client might never see this answer. Drain it
+	// (bounded by drainCap and the read timeout) like the 413 path does.
+	if c, ok := ctx.Conn().(*conn); ok {
+		c.lingerOnClose()
+	}
 }
+
+// defaultReadBufferSize is fasthttp's default Server.ReadBufferSize: the
+// largest request header read.
+const defaultReadBufferSize = 4096

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"html/template"
 	"sort"
@@ -19,7 +20,7 @@ var statusTmpl = template.Must(template.New("status").Parse(`<!doctype html>
 h1{font-size:1.5rem}code{background:#f2f2f2;padding:.1rem .3rem;border-radius:3px}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #ddd}
 .ok{color:#176b2c;font-weight:bold}.bad{color:#a11;font-weight:bold}</style></head><body>
-<h1>possync Sync Server <span class="{{if .Healthy}}ok{{else}}bad{{end}}">{{if .Healthy}}running{{else}}unhealthy: {{.HealthErr}}{{end}}</span></h1>
+<h1>possync Sync Server <span class="{{if .Healthy}}ok{{else}}bad{{end}}">{{if .Healthy}}running{{else}}{{.State}}: {{.HealthErr}}{{end}}</span></h1>
 <p>Point Odoo at this box: <em>Point of Sale → Configuration → Multi-session → Sync Server</em> =
 <code>{{.URL}}</code></p>
 <table>
@@ -48,7 +49,7 @@ type terminal struct {
 
 func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 	st := s.eng.Stats()
-	healthErr := s.healthErr()
+	state, healthErr := s.healthState()
 	host := string(ctx.Host())
 	if host == "" {
 		host = ctx.LocalAddr().String()
@@ -73,6 +74,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 	})
 	data := map[string]any{
 		"Healthy":   healthErr == nil,
+		"State":     state,
 		"HealthErr": fmt.Sprint(healthErr),
 		"URL":       "http://" + host,
 		"Version":   appliance.VersionString(),
@@ -101,11 +103,23 @@ func age(now, t time.Time, uptime time.Duration) string {
 	return min(max(now.Sub(t), 0), uptime).Round(time.Second).String()
 }
 
-func (s *Server) healthErr() error {
-	if s.opts.Health == nil {
-		return nil
+// healthState returns the server's state for /healthz and the status page:
+// "ok"; "unhealthy" when the engine is stuck (opts.Health); "degraded"
+// when the server runs but cannot do all of its job: accepting
+// connections fails, or the store cannot take writes (opts.Degraded).
+func (s *Server) healthState() (status string, err error) {
+	if s.opts.Health != nil {
+		if err := s.opts.Health(); err != nil {
+			return "unhealthy", err
+		}
 	}
-	return s.opts.Health()
+	if err := s.ln.acceptErr(); err != nil {
+		return "degraded", err
+	}
+	if err := s.opts.Degraded(); err != nil {
+		return "degraded", errors.New(appliance.ErrorMessage(err))
+	}
+	return "ok", nil
 }
 
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
@@ -114,9 +128,10 @@ func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	st := s.eng.Stats()
 	status, code := "ok", fasthttp.StatusOK
 	detail := ""
-	if err := s.healthErr(); err != nil {
-		status, code, detail = "unhealthy", fasthttp.StatusServiceUnavailable, err.Error()
+	if state, err := s.healthState(); err != nil {
+		status, code, detail = state, fasthttp.StatusServiceUnavailable, err.Error()
 	}
+	_, released, evicted := s.watch.stats()
 	ctx.SetStatusCode(code)
 	b := []byte(`{"status":`)
 	b = appendJSONString(b, status)
@@ -124,7 +139,9 @@ func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	b = appendJSONString(b, detail)
 	b = append(b, `,"version":`...)
 	b = appendJSONString(b, appliance.Version)
-	b = append(b, fmt.Sprintf(`,"uptime_seconds":%d,"sessions":%d,"waiting_polls":%d,"last_bus_id":%d}`,
+	b = append(b, fmt.Sprintf(`,"uptime_seconds":%d,"sessions":%d,"waiting_polls":%d,"last_bus_id":%d`,
 		int(time.Since(s.started).Seconds()), st.Sessions, st.Bus.Waiting, st.Bus.Newest)...)
+	b = append(b, fmt.Sprintf(`,"open_conns":%d,"refused_conns":%d,"polls_released_client_gone":%d,"polls_answered_client_cap":%d}`,
+		s.ln.open.Load(), s.ln.refused.Load(), released, evicted)...)
 	ctx.SetBody(b)
 }

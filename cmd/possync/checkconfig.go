@@ -19,8 +19,14 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: possync check-config -config FILE")
 		return &exitError{code: 2}
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
 		return &exitError{code: 1, err: err}
+	}
+	// A warning, not an error: the limit of the process running
+	// check-config (ExecStartPre) is the unit's, but a shell's may differ.
+	if p := fileLimitProblem(cfg.HTTP.MaxConns); p != "" {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, p)
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", *path)
 	return nil

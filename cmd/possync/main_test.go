@@ -45,7 +45,7 @@ func main2(args []string) {
 type child struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *bytes.Buffer
+	logs *syncBuffer
 	done chan error
 }
 
@@ -54,8 +54,31 @@ var listenRE = regexp.MustCompile(`msg="possync serving" listen=(\S+)`)
 // startChild runs `possync serve` in a child process on a free port.
 func startChild(t testing.TB, dir string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "serve", "-listen", "127.0.0.1:0", "-data", dir, "-mdns=false")
-	cmd.Env = append(os.Environ(), "POSSYNC_HELPER_PROCESS=1", "LOG_LEVEL=info")
+	return startChildWith(t, childOptions{dir: dir})
+}
+
+// childOptions configures startChildWith.
+type childOptions struct {
+	dir    string   // data directory
+	prefix []string // command the child runs under, e.g. prlimit --nofile=40:40
+	config string   // TOML written to a file passed as -config; "" = none
+	env    []string // added to the environment
+}
+
+// startChildWith runs `possync serve` in a child process on a free port.
+func startChildWith(t testing.TB, o childOptions) *child {
+	t.Helper()
+	args := []string{"-test.run=^TestHelperProcess$", "--", "serve", "-listen", "127.0.0.1:0", "-data", o.dir, "-mdns=false"}
+	if o.config != "" {
+		path := filepath.Join(t.TempDir(), "possync.toml")
+		if err := os.WriteFile(path, []byte(o.config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-config", path)
+	}
+	argv := append(append(append([]string{}, o.prefix...), os.Args[0]), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), "POSSYNC_HELPER_PROCESS=1", "LOG_LEVEL=info"), o.env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,13 +86,13 @@ func startChild(t testing.TB, dir string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	c := &child{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			c.logs.WriteString(line + "\n")
+			c.logs.Write([]byte(line + "\n"))
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}

@@ -20,7 +20,8 @@ import (
 func BenchmarkWaitingPolls1000(b *testing.B) {
 	const polls = 1000
 	for b.Loop() {
-		c := startChild(b, b.TempDir())
+		// One address parks every poll here: lift the per-client cap.
+		c := startChildWith(b, childOptions{dir: b.TempDir(), config: "[security]\nmax_polls_per_client = 0\n"})
 		pid := c.cmd.Process.Pid
 		before := rssKiB(b, pid)
 		addr := strings.TrimPrefix(c.url, "http://")

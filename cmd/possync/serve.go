@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -100,8 +101,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		WriteTimeout: cfg.HTTP.WriteTimeout.D(),
 		IdleTimeout:  cfg.HTTP.IdleTimeout.D(),
 		MaxConns:     cfg.HTTP.MaxConns,
-		Health:       func() error { return eng.Health(5 * time.Second) },
-		Info:         func() map[string]string { return map[string]string{"Data directory": dir} },
+		// config: 0 = no limit; httpapi: 0 = default, <0 = no limit.
+		MaxPollsPerClient: cmp.Or(cfg.Security.MaxPollsPerClient, -1),
+		Health:            func() error { return eng.Health(5 * time.Second) },
+		Info:              func() map[string]string { return map[string]string{"Data directory": dir} },
 	})
 	if err := srv.Open(); err != nil {
 		return err
@@ -119,10 +122,26 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if _, err := sdNotify("READY=1\nSTATUS=serving on " + srv.Addr().String()); err != nil {
 		logger.Warn("sd_notify READY", "err", err)
 	}
-	go runWatchdog(ctx, func() error { return eng.Health(5 * time.Second) }, logger)
+	warnFileLimit(cfg.HTTP.MaxConns, logger)
+	// The watchdog covers the engine and the HTTP listener: a self-request
+	// over a new connection fails while accepting fails (EMFILE…) or the
+	// accept loop is stuck, so systemd restarts a server that cannot serve.
+	go runWatchdog(ctx, func() error {
+		if err := eng.Health(5 * time.Second); err != nil {
+			return err
+		}
+		return srv.Probe(5 * time.Second)
+	}, logger)
 
-	<-ctx.Done()
-	logger.Info("shutting down")
+	var failed error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case failed = <-srv.Failed():
+		// Nothing can reach the server any more: exit non-zero so the
+		// supervisor restarts it, instead of living on unreachable.
+		logger.Error("shutting down: HTTP stopped", "err", failed)
+	}
 	_, _ = sdNotify("STOPPING=1")
 	stopAdvertiser()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -130,7 +149,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := srv.Close(sctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Warn("http shutdown", "err", err)
 	}
-	return nil
+	return failed
 }
 
 // loopbackOnly reports whether addr is a loopback address (127.0.0.0/8, ::1).

@@ -1,0 +1,235 @@
+package httpapi_test
+
+// Connection-level behaviour over real sockets: polls whose client went
+// away, the per-address poll cap, the refusal beyond http.max_conns and
+// oversized headers.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"possync/appliance/apptest"
+)
+
+// health is the part of GET /healthz these tests read.
+type health struct {
+	Status   string `json:"status"`
+	Detail   string `json:"detail"`
+	Waiting  int    `json:"waiting_polls"`
+	Released int    `json:"polls_released_client_gone"`
+	Capped   int    `json:"polls_answered_client_cap"`
+}
+
+// getHealth fetches /healthz on a new connection; code is 0 when the
+// request failed.
+func getHealth(t testing.TB, url string) (h health, code int, err error) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url + "/healthz")
+	if err != nil {
+		return h, 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, resp.StatusCode, fmt.Errorf("healthz %d %q: %w", resp.StatusCode, b, err)
+	}
+	return h, resp.StatusCode, nil
+}
+
+// waitHealth polls /healthz until ok(h) holds or d passes, and returns the
+// last answer and how long it took.
+func waitHealth(t testing.TB, url string, d time.Duration, what string, ok func(health, int) bool) (health, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var (
+		h    health
+		code int
+		err  error
+	)
+	for time.Since(start) < d {
+		if h, code, err = getHealth(t, url); ok(h, code) {
+			return h, time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("after %v: %s not reached; last /healthz = %d %+v %v", d, what, code, h, err)
+	return h, 0
+}
+
+// startPoll opens a connection from local (nil = any) and sends a
+// long-poll on a channel nothing is published on.
+func startPoll(t testing.TB, url string, local net.Addr, channel string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: local}
+	c, err := d.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"call","id":7,"params":{"channels":[%q],"last":0}}`, channel)
+	if _, err := fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		apptest.RoutePoll, len(body), body); err != nil {
+		t.Fatalf("send poll: %v", err)
+	}
+	return c
+}
+
+// readAnswer reads one HTTP answer from c and returns status and body.
+func readAnswer(t testing.TB, c net.Conn, d time.Duration) (*http.Response, string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("read answer: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("read answer body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// A poll whose client closed its socket is released within seconds, not
+// after the 50 s hold, and a live poll next to it keeps waiting and is
+// still woken (issue 7).
+func TestAbortedPollReleased(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second})
+	live := startPoll(t, srv.URL, nil, `["shop","pos.longpolling","1"]`)
+	aborted := startPoll(t, srv.URL, nil, `["shop","pos.longpolling","2"]`)
+	waitHealth(t, srv.URL, wait, "2 waiting polls", func(h health, _ int) bool { return h.Waiting == 2 })
+
+	aborted.Close() // like curl -m 0.3 or a browser aborting the XHR
+	h, took := waitHealth(t, srv.URL, 15*time.Second, "the aborted poll released", func(h health, _ int) bool { return h.Waiting == 1 })
+	t.Logf("aborted poll released %v after the client closed", took.Round(time.Millisecond))
+	if h.Released != 1 {
+		t.Errorf("polls_released_client_gone = %d, want 1", h.Released)
+	}
+
+	// The live poll was scanned at least once since, and is still served.
+	a := apptest.NewTerminal(t, srv.URL, cfg("shop", 1, 1, 2))
+	if _, err := a.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := readAnswer(t, live, wait)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"PONG"`) {
+		t.Errorf("live poll answered %d %s, want its PONG", resp.StatusCode, body)
+	}
+}
+
+// Beyond http.max_conns a client gets HTTP 503 with an Odoo-shaped
+// JSON-RPC error and CORS headers, not fasthttp's plain text; and polls
+// that were aborted do not keep the server full (issue 7).
+func TestConnectionLimit(t *testing.T) {
+	t.Parallel()
+	const max = 16
+	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxConns: max})
+
+	var polls []net.Conn
+	for i := range max {
+		polls = append(polls, startPoll(t, srv.URL, nil, fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i)))
+	}
+	// Full: /healthz itself is refused (503 without a health status).
+	waitHealth(t, srv.URL, wait, "full", func(h health, code int) bool { return code == 503 && h.Status == "" })
+
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Post(srv.URL+apptest.RoutePoll, "application/json",
+		strings.NewReader(`{"jsonrpc":"2.0","method":"call","id":3,"params":{"channels":[],"last":0}}`))
+	if err != nil {
+		t.Fatalf("request beyond the limit: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var rpc struct {
+		Error struct {
+			Code int `json:"code"`
+			Data struct {
+				Name      string   `json:"name"`
+				Message   string   `json:"message"`
+				Arguments []string `json:"arguments"`
+				Debug     string   `json:"debug"`
+			} `json:"data"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(b, &rpc); err != nil {
+		t.Fatalf("refusal body %q is not JSON: %v", b, err)
+	}
+	if resp.StatusCode != 503 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("refusal = %d, CORS %q, type %q; want 503, *, application/json", resp.StatusCode,
+			resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Content-Type"))
+	}
+	d := rpc.Error.Data
+	if rpc.Error.Code != 200 || d.Name == "" || len(d.Arguments) != 1 || d.Debug == "" || !strings.Contains(d.Message, "http.max_conns") {
+		t.Errorf("refusal error = %+v, want the Odoo shape naming http.max_conns", rpc.Error)
+	}
+
+	// The tills abort their polls (reload): the connections come back.
+	for _, p := range polls {
+		p.Close()
+	}
+	_, took := waitHealth(t, srv.URL, 15*time.Second, "served again", func(h health, code int) bool { return code == 200 && h.Waiting == 0 })
+	t.Logf("server accepting again %v after %d aborted polls", took.Round(time.Millisecond), max)
+}
+
+// One client address has at most max_polls_per_client waiting polls: a new
+// one answers the oldest with [] at once; other addresses are not touched.
+func TestPollsPerClientCap(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxPollsPerClient: 2})
+	other := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+	first := startPoll(t, srv.URL, nil, `["shop","pos.longpolling","1"]`)
+	waitHealth(t, srv.URL, wait, "1 waiting", func(h health, _ int) bool { return h.Waiting == 1 })
+	startPoll(t, srv.URL, nil, `["shop","pos.longpolling","1"]`)
+	startPoll(t, srv.URL, other, `["shop","pos.longpolling","1"]`)
+	waitHealth(t, srv.URL, wait, "3 waiting", func(h health, _ int) bool { return h.Waiting == 3 })
+
+	startPoll(t, srv.URL, nil, `["shop","pos.longpolling","1"]`) // third from 127.0.0.1
+	resp, body := readAnswer(t, first, wait)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"result":[]`) {
+		t.Errorf("oldest poll answered %d %s, want 200 with result []", resp.StatusCode, body)
+	}
+	h, _ := waitHealth(t, srv.URL, wait, "3 waiting again", func(h health, _ int) bool { return h.Waiting == 3 })
+	if h.Capped != 1 {
+		t.Errorf("polls_answered_client_cap = %d, want 1", h.Capped)
+	}
+}
+
+// A request header larger than the read buffer is answered with a
+// JSON-RPC error the client can read: the server drains the rest of the
+// request instead of resetting the connection under the client.
+func TestHeaderTooLarge(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, apptest.Options{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"jsonrpc":"2.0","method":"call","id":1,"params":{"channels":[],"last":0}}`
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nCookie: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		apptest.RoutePoll, strings.Repeat("a", 4<<20), len(body), body)
+	sent := make(chan error, 1)
+	go func() {
+		_ = c.SetWriteDeadline(time.Now().Add(wait))
+		_, err := io.WriteString(c, req)
+		sent <- err
+	}()
+	resp, got := readAnswer(t, c, wait)
+	if err := <-sent; err != nil {
+		t.Errorf("sending the request: %v (the server reset the connection)", err)
+	}
+	if resp.StatusCode != 431 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(got, `"arguments":["request headers are larger than the limit of 4096 bytes"]`) {
+		t.Errorf("answer = %d %s, want 431 with a JSON-RPC error naming the limit", resp.StatusCode, got)
+	}
+}
