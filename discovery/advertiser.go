@@ -56,7 +56,7 @@ type Advertiser struct {
 	conn      *mconn
 	served    chan struct{} // closed when conn.serve returns
 
-	conflicts chan netip.Addr // runtime claims on our host name, from handle
+	recheck chan string // conflicts seen by handle: probe the names again
 
 	// mu guards the fields that follow. It is never held while sending.
 	mu       sync.Mutex
@@ -64,6 +64,8 @@ type Advertiser struct {
 	ifcs     []Interface // the selection
 	host     string      // SRV target FQDN
 	ownHost  bool        // possync answers A/AAAA for host
+	hostByOS bool        // the OS responder (avahi) answers for host
+	claimed  bool        // the names are probed on the current links and announced
 	instance string      // raw instance name in use
 	probes   chan packet // non-nil while probing
 
@@ -110,14 +112,14 @@ func NewAdvertiser(opts Options) (*Advertiser, error) {
 	}
 	httpTXT, _ := EncodeTXT(TXT{Path: opts.Path})
 	return &Advertiser{
-		opts:      opts,
-		log:       opts.Logger.With("component", "discovery"),
-		txt:       txt,
-		http:      httpTXT,
-		instance:  InstanceName(opts.Instance, opts.ID),
-		host:      hostFQDN(label),
-		conflicts: make(chan netip.Addr, 1),
-		served:    make(chan struct{}),
+		opts:     opts,
+		log:      opts.Logger.With("component", "discovery"),
+		txt:      txt,
+		http:     httpTXT,
+		instance: InstanceName(opts.Instance, opts.ID),
+		host:     hostFQDN(label),
+		recheck:  make(chan string, 1),
+		served:   make(chan struct{}),
 	}, nil
 }
 
@@ -173,32 +175,74 @@ func (a *Advertiser) Run(ctx context.Context) error {
 		return err
 	}
 	// zeroconf waits up to half a second (two more "probes") before its
-	// first announcement; the names are already probed, so announce now.
+	// first announcement; the names are already probed, so announce now
+	// (RFC 6762 8.3).
 	a.announce(serviceTTL, nil)
-	a.mu.Lock()
-	a.log.Info("announcing", "instance", a.instance, "service", ServiceType, "port", a.opts.Port,
-		"host", a.host, "answers_host", a.ownHost, "interfaces", describe(a.ifcs))
-	a.mu.Unlock()
+	a.logAnnouncing("announcing")
 
 	tick := time.NewTicker(a.opts.PollInterval)
 	defer tick.Stop()
-	var again <-chan time.Time // second announcement after an address change
+	var again <-chan time.Time // second announcement (RFC 6762 8.3)
 	for {
 		select {
 		case <-ctx.Done():
 			a.goodbye()
 			return nil
 		case <-tick.C:
-			if a.checkInterfaces() {
+			switch a.checkInterfaces() {
+			case linkChanged:
+				if !a.reclaim(ctx, "link change") {
+					continue
+				}
+				fallthrough
+			case addrChanged:
 				again = time.After(time.Second)
 			}
 		case <-again:
 			again = nil
 			a.announce(serviceTTL, nil)
-		case addr := <-a.conflicts:
-			a.hostConflict(ctx, addr)
+		case reason := <-a.recheck:
+			if a.reclaim(ctx, reason) {
+				again = time.After(time.Second)
+			}
 		}
 	}
+}
+
+func (a *Advertiser) logAnnouncing(msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log.Info(msg, "instance", a.instance, "service", ServiceType, "port", a.opts.Port,
+		"host", a.host, "answers_host", a.ownHost, "interfaces", describe(a.ifcs))
+}
+
+// reclaim puts the names back into the probing state (RFC 6762 8.1 after a
+// link change, section 9 after a conflict): possync stops answering for
+// them and withdraws the zeroconf registrations (their goodbyes go out
+// before anyone else re-announces the name), probes the names in use on the
+// current links, moves to the fallback names when another device answers,
+// and announces again. It reports whether it announced (false when ctx
+// ended first).
+func (a *Advertiser) reclaim(ctx context.Context, reason string) bool {
+	a.mu.Lock()
+	a.claimed, a.ownHost, a.hostByOS = false, false, false
+	a.mu.Unlock()
+	a.log.Info("probing the names again before announcing", "reason", reason)
+	a.unregister()
+	if err := a.claimNames(ctx); err != nil {
+		return false
+	}
+	select { // a conflict reported while probing is settled by this probe
+	case <-a.recheck:
+	default:
+	}
+	if err := a.register(); err != nil {
+		a.log.Warn("mDNS announcement stopped", "err", err)
+		return false
+	}
+	a.announce(serviceTTL, nil)
+	a.logAnnouncing("announcing again")
+	return true
 }
 
 // servicesLocked returns the registrations as announced. a.mu must be held.
@@ -212,11 +256,21 @@ func (a *Advertiser) register() error {
 	svcs, ifcs, ips := a.servicesLocked(), netInterfaces(a.ifcs), loopbackIPs(a.ifcs)
 	a.mu.Unlock()
 	for _, s := range svcs {
+		host := s.Host
+		if ips != nil {
+			// zeroconf answers queries from any interface some program
+			// joined the mDNS group on: once a link comes up next to
+			// avahi, it would tell the network that the host name is
+			// 127.0.0.1 before possync has probed it there, and avahi on
+			// other boxes would give the name up. Loopback records name
+			// no .local host.
+			host = "localhost."
+		}
 		// RegisterProxy with no addresses makes zeroconf answer with the
 		// addresses of the interface each query came in on, read at query
 		// time, instead of a list frozen at registration. Domain "local"
 		// without the dot keeps it from appending ".local" to the host.
-		srv, err := zeroconf.RegisterProxy(escapeLabel(s.Instance), s.Type, "local", s.Port, s.Host, ips, escapeTXT(s.Text), ifcs)
+		srv, err := zeroconf.RegisterProxy(escapeLabel(s.Instance), s.Type, "local", s.Port, host, ips, escapeTXT(s.Text), ifcs)
 		if err != nil {
 			a.unregister()
 			return fmt.Errorf("register %s on %d interfaces: %w", s.Type, len(ifcs), err)
@@ -294,42 +348,57 @@ func (a *Advertiser) close() {
 	<-a.served
 }
 
-// checkInterfaces re-reads the interfaces. A changed selection re-registers
-// with zeroconf (its interface list is fixed at registration); changed
-// addresses alone are re-announced at once. It reports whether anything was
-// announced, so the caller repeats it a second later (RFC 6762 8.3).
-func (a *Advertiser) checkInterfaces() bool {
+// change is what checkInterfaces found.
+type change int
+
+const (
+	noChange    change = iota
+	addrChanged        // same interfaces, other addresses: announced again
+	linkChanged        // interfaces came or went: the names must be probed again
+)
+
+// checkInterfaces re-reads the interfaces. Changed addresses alone are
+// re-announced at once. A changed selection (a link that came up, a cable
+// plugged in) joins the mDNS groups on the new interfaces and reports
+// linkChanged: the caller probes the names again before anything is
+// announced there (RFC 6762 8.1), since another device may own them on
+// that link.
+func (a *Advertiser) checkInterfaces() change {
 	all, err := systemInterfaces()
 	if err != nil {
 		a.log.Debug("check interfaces", "err", err)
-		return false
+		return noChange
 	}
 	sel, _ := SelectInterfaces(all, a.opts.Interfaces)
 	a.mu.Lock()
 	old := a.ifcs
 	a.all = all
-	if len(sel) > 0 {
+	switch {
+	case len(sel) == 0:
+	case !sameInterfaces(old, sel):
+		// Stop answering before the new link is in the selection: the
+		// host name is not probed there yet.
+		a.claimed, a.ownHost = false, false
+		a.ifcs = sel
+	default:
 		a.ifcs = sel
 	}
 	a.mu.Unlock()
 	switch {
 	case len(sel) == 0:
-		return false
+		return noChange
 	case !sameInterfaces(old, sel):
-		a.log.Info("interfaces changed, announcing again", "interfaces", describe(sel))
+		a.log.Info("interfaces changed, probing the names again", "interfaces", describe(sel))
 		if err := a.conn.join(sel); err != nil {
 			a.log.Warn("mDNS on new interfaces", "err", err)
 		}
-		if err := a.register(); err != nil {
-			a.log.Warn("mDNS announcement stopped", "err", err)
-		}
-		return true
+		return linkChanged
 	case !sameAddrs(old, sel):
 		a.log.Info("addresses changed, announcing again", "interfaces", describe(sel))
 		a.announce(serviceTTL, goneAddrs(old, sel))
-		return true
+		return addrChanged
 	}
-	return false
+	return noChange
 }
 
 // goneAddrs lists, per interface index, the addresses in old that are not in
@@ -348,26 +417,4 @@ func goneAddrs(old, cur []Interface) map[int][]netip.Addr {
 		}
 	}
 	return gone
-}
-
-// hostConflict reacts to another host claiming our host name while we
-// answer for it: it stops answering, claims the fallback name and
-// re-registers so the SRV record points at a name that is ours.
-func (a *Advertiser) hostConflict(ctx context.Context, other netip.Addr) {
-	a.mu.Lock()
-	host := a.host
-	a.mu.Unlock()
-	next := hostFQDN(fallbackName(trimLocal(host), a.opts.ID))
-	a.log.Warn("another device answers for our host name; possync stops answering for it (no fight) and moves to another name",
-		"host", host, "other", other, "new_host", next)
-	owner, err := a.probeNames(ctx, []string{next}, a.proposals(next, nil))
-	if err != nil {
-		return
-	}
-	a.mu.Lock()
-	a.host, a.ownHost = next, owner[next] == ownerNone
-	a.mu.Unlock()
-	if err := a.register(); err != nil {
-		a.log.Warn("mDNS announcement stopped", "err", err)
-	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/miekg/dns"
@@ -27,7 +29,13 @@ type packet struct {
 	src     *net.UDPAddr // keeps the IPv6 zone for unicast replies
 	from    netip.Addr   // src without zone, for comparisons
 	ifIndex int          // interface the packet came in on (0 = unknown)
+	own     bool         // our own multicast, looped back
 }
+
+// sentMemory is how many of our last multicast messages are remembered, to
+// tell our own looped-back packets from identical-looking ones sent by
+// another responder on this machine (avahi probes the same addresses).
+const sentMemory = 64
 
 // mconn is possync's own pair of mDNS sockets, next to zeroconf's. It binds
 // *:5353 with SO_REUSEADDR and SO_REUSEPORT so that it shares the port with
@@ -41,7 +49,11 @@ type mconn struct {
 	mu      sync.Mutex
 	joined4 map[int]bool
 	joined6 map[int]bool
+	sent    [sentMemory]uint64 // hashes of the last messages multicast
+	next    int                // next slot in sent
 }
+
+var sentSeed = maphash.MakeSeed()
 
 // openConn binds the sockets and joins the mDNS groups on ifcs. It fails
 // only when neither IPv4 nor IPv6 can be used.
@@ -151,7 +163,7 @@ func (c *mconn) serve(h func(packet)) {
 				if cm != nil {
 					idx = cm.IfIndex
 				}
-				deliver(buf[:n], src, idx, h)
+				c.deliver(buf[:n], src, idx, h)
 			}
 		})
 	}
@@ -170,14 +182,14 @@ func (c *mconn) serve(h func(packet)) {
 				if cm != nil {
 					idx = cm.IfIndex
 				}
-				deliver(buf[:n], src, idx, h)
+				c.deliver(buf[:n], src, idx, h)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-func deliver(b []byte, src net.Addr, ifIndex int, h func(packet)) {
+func (c *mconn) deliver(b []byte, src net.Addr, ifIndex int, h func(packet)) {
 	ua, ok := src.(*net.UDPAddr)
 	if !ok {
 		return
@@ -187,7 +199,15 @@ func deliver(b []byte, src net.Addr, ifIndex int, h func(packet)) {
 		return
 	}
 	from, _ := netip.AddrFromSlice(ua.IP)
-	h(packet{msg: msg, src: ua, from: from.Unmap(), ifIndex: ifIndex})
+	h(packet{msg: msg, src: ua, from: from.Unmap(), ifIndex: ifIndex, own: c.sentByUs(b)})
+}
+
+// sentByUs reports whether b is one of our last multicast messages.
+func (c *mconn) sentByUs(b []byte) bool {
+	sum := maphash.Bytes(sentSeed, b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.sent[:], sum)
 }
 
 // multicast sends msg to the mDNS groups out of one interface, over IPv4
@@ -216,6 +236,8 @@ func (c *mconn) multicastFamily(msg *dns.Msg, ifc Interface, use4, use6 bool) er
 	v4, v6 := hostAddrs(ifc)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sent[c.next] = maphash.Bytes(sentSeed, b)
+	c.next = (c.next + 1) % sentMemory
 	var errs []error
 	sent := false
 	if use4 && c.v4 != nil && (len(v4) > 0 || ifc.loopback()) {

@@ -12,7 +12,7 @@
 // shorter than 255 bytes, keys case-insensitive:
 //
 //	version  possync version ("1.2.0", "dev")
-//	id       stable box id: 16 hex digits, from /etc/machine-id (hashed) or <data dir>/box-id
+//	id       stable box id: 16 hex digits, from /etc/machine-id and the NIC's MAC (hashed) or <data dir>/box-id
 //	path     URL path of the Sync Server, "/"
 //	api      pos_multi_session_sync/12
 //	scheme   http or https
@@ -27,11 +27,16 @@
 // # Names and conflicts
 //
 // Before announcing, the Advertiser probes (RFC 6762 8.1) the host name and
-// the instance names. A name answered by a responder on the same machine is
-// left to it; a name answered by another device is not fought over: possync
-// logs a warning naming the other device and uses <name>-<short id>. A
-// device that later claims the host name makes possync stop answering for it
-// and move to the fallback likewise.
+// the instance names, and does so again on every link change and on every
+// conflicting record it hears (RFC 6762 section 9), before announcing
+// anything on that link (8.3). A name answered by a responder on the same
+// machine is left to it (while that responder is still probing, possync
+// waits for its result); a name answered by another device is not fought
+// over: possync logs a warning naming the other device and uses
+// <name>-<short id>. possync answers probes for its instance names itself,
+// since zeroconf answers no query with an authority section. Simultaneous
+// probes are settled by the 8.2 tie-break, the first one against a device
+// deciding for all names of the round.
 //
 // # Lifecycle
 //

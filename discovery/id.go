@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,16 +35,30 @@ const maxLabel = 63
 
 // BoxID returns the box's stable id: 16 lower-case hex digits.
 //
-// It is derived from the machine id at machineIDPath (hashed with an
-// application key, as systemd asks for, so the machine id itself is never
-// published). Without a readable machine id it is read from dataDir/box-id,
-// or generated at random and stored there. The second result says where the
-// id came from ("machine-id", "box-id file" or "generated"). An error with a
+// It is derived from the machine id at machineIDPath and the MAC address of
+// the box's network card (hashed with an application key, as systemd asks
+// for, so neither is published). The MAC tells apart two cards cloned from
+// one another after their first boot: they share the machine id and the
+// data partition, but not the Pi they run in. Without a readable machine
+// id it is read from dataDir/box-id, or generated at random and stored
+// there. The second result says where the id came from ("machine-id and
+// MAC", "machine-id", "box-id file" or "generated"). An error with a
 // non-empty id means the generated id could not be stored: it is usable but
 // will change on the next start.
 func BoxID(machineIDPath, dataDir string) (id, source string, err error) {
+	var mac net.HardwareAddr
+	if ifcs, err := net.Interfaces(); err == nil {
+		mac = hardwareMAC(ifcs)
+	}
+	return boxID(machineIDPath, dataDir, mac)
+}
+
+func boxID(machineIDPath, dataDir string, mac net.HardwareAddr) (id, source string, err error) {
 	if b, err := os.ReadFile(machineIDPath); err == nil {
-		if id, ok := idFromMachineID(string(b)); ok {
+		if id, ok := idFromMachineID(string(b), mac); ok {
+			if mac != nil {
+				return id, "machine-id and MAC", nil
+			}
 			return id, "machine-id", nil
 		}
 	}
@@ -68,15 +84,42 @@ func BoxID(machineIDPath, dataDir string) (id, source string, err error) {
 	return id, "generated", nil
 }
 
-// idFromMachineID hashes a machine id (32 hex digits) into a box id. An empty
-// or malformed machine id (images ship it empty until first boot) gives false.
-func idFromMachineID(s string) (string, bool) {
+// hardwareMAC picks the MAC address that identifies the box's hardware:
+// the universally administered (burnt-in) 48-bit address of the
+// non-loopback interface first by name (eth0 before wlan0 on a Pi). Locally
+// administered addresses (veth, bridges, Docker, randomized Wi-Fi) change
+// between boots or machines and are skipped. nil when there is none.
+func hardwareMAC(ifcs []net.Interface) net.HardwareAddr {
+	var best *net.Interface
+	for i := range ifcs {
+		ifc := &ifcs[i]
+		mac := ifc.HardwareAddr
+		if ifc.Flags&net.FlagLoopback != 0 || len(mac) != 6 || mac[0]&0x03 != 0 || bytes.Equal(mac, make([]byte, 6)) {
+			continue
+		}
+		if best == nil || ifc.Name < best.Name {
+			best = ifc
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return best.HardwareAddr
+}
+
+// idFromMachineID hashes a machine id (32 hex digits) and, when known, the
+// box's MAC into a box id. An empty or malformed machine id (images ship it
+// empty until first boot) gives false.
+func idFromMachineID(s string, mac net.HardwareAddr) (string, bool) {
 	s = strings.TrimSpace(s)
 	if len(s) != 32 || !isHex(s) {
 		return "", false
 	}
 	m := hmac.New(sha256.New, []byte(strings.ToLower(s)))
 	m.Write([]byte("possync box id"))
+	if mac != nil {
+		m.Write([]byte(" " + mac.String()))
+	}
 	return hex.EncodeToString(m.Sum(nil))[:idLen], true
 }
 

@@ -40,9 +40,10 @@ var labSeq atomic.Int32
 type lab struct {
 	t        *testing.T
 	dir      string
-	box, pos string // namespace names; the veth end in each has the same name
-	posBus   string // DBUS_SYSTEM_BUS_ADDRESS of the POS side's avahi
-	posRun   string // /run of the POS side's avahi, for nss-mdns
+	box, pos string  // namespace names; the veth end in each has the same name
+	posBus   string  // DBUS_SYSTEM_BUS_ADDRESS of the POS side's avahi
+	posRun   string  // /run of the POS side's avahi, for nss-mdns
+	procs    []*proc // every process started, by startProc
 }
 
 // requireLab fails the test (never skips) when it cannot build a lab.
@@ -236,6 +237,7 @@ func (l *lab) startProc(name string, env []string, prog string, args ...string) 
 		l.t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	l.procs = append(l.procs, p)
 	l.t.Cleanup(func() {
 		p.stop(3 * time.Second)
 		if l.t.Failed() {

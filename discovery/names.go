@@ -15,9 +15,10 @@ import (
 type owner int
 
 const (
-	ownerNone   owner = iota // nobody: the name is ours to claim
-	ownerLocal               // a responder on this machine (the OS's avahi)
-	ownerRemote              // another device on the network
+	ownerNone       owner = iota // nobody: the name is ours to claim
+	ownerLocalProbe              // a responder on this machine (avahi) still probing it
+	ownerLocal                   // a responder on this machine (the OS's avahi)
+	ownerRemote                  // another device on the network
 )
 
 // Probe timing, RFC 6762 8.1.
@@ -25,17 +26,23 @@ const (
 	probeCount    = 3
 	probeInterval = 250 * time.Millisecond
 	probeRestarts = 3 // simultaneous-probe losses before giving a name up
+	localWaits    = 5 // times possync waits for the OS responder to finish probing
 )
 
-// claimNames probes the host name and the instance names before anything is
-// announced, and settles what possync will use:
+// claimNames probes (RFC 6762 8.1) the host name and the instance names in
+// use before anything is announced on the current links, and settles what
+// possync will use:
 //   - host name free: possync answers A/AAAA for it;
-//   - answered from this machine: the OS responder (avahi) owns it, possync
-//     points its SRV records at it and does not answer;
+//   - answered (or being probed) from this machine: the OS responder
+//     (avahi) owns it, possync points its SRV records at it and does not
+//     answer;
 //   - answered by another device: a clear warning, and the fallback
 //     <host>-<short id> is claimed instead (don't fight over a name).
 //
 // Instance names answered by anyone move to <instance>-<short id> likewise.
+// It runs at start and again on every link change and conflict (RFC 6762
+// section 9), from the names in use then: a box that owns its names keeps
+// them, a box that finds them taken moves on.
 func (a *Advertiser) claimNames(ctx context.Context) error {
 	a.mu.Lock()
 	host, inst := a.host, a.instance
@@ -73,11 +80,12 @@ func (a *Advertiser) claimNames(ctx context.Context) error {
 		}
 		host, inst = nextHost, nextInst
 	}
-	if hostOwner == ownerLocal {
+	byOS := hostOwner == ownerLocal || hostOwner == ownerLocalProbe
+	if byOS {
 		a.log.Info("the OS mDNS responder answers for the host name; possync leaves it to it", "host", host)
 	}
 	a.mu.Lock()
-	a.host, a.instance, a.ownHost = host, inst, hostOwner == ownerNone
+	a.host, a.instance, a.ownHost, a.hostByOS, a.claimed = host, inst, hostOwner == ownerNone, byOS, true
 	a.mu.Unlock()
 	return nil
 }
@@ -108,13 +116,15 @@ func (a *Advertiser) instanceTaken(owners map[string]owner, inst string) bool {
 }
 
 // proposals returns, per interface, the records a probe claims: the host's
-// addresses on that interface and the services' SRV records.
+// addresses on that interface and the services' SRV and TXT records (the
+// TXT holds the box id, so two boxes with the same name and port still
+// differ in the RFC 6762 8.2 tie-break).
 func (a *Advertiser) proposals(host string, svcs []service) func(Interface) []dns.RR {
 	return func(ifc Interface) []dns.RR {
 		v4, v6 := hostAddrs(ifc)
 		rrs := hostRecords(host, v4, v6, hostTTL, false)
 		for _, s := range svcs {
-			rrs = append(rrs, s.records(serviceTTL, false)[1]) // the SRV record
+			rrs = append(rrs, s.records(serviceTTL, false)[1:3]...) // SRV and TXT
 		}
 		return rrs
 	}
@@ -123,7 +133,9 @@ func (a *Advertiser) proposals(host string, svcs []service) func(Interface) []dn
 // probeNames sends three probes for names on every interface, 250 ms apart,
 // and reports who answered for each name. A simultaneous probe from another
 // device that wins the RFC 6762 8.2 tie-break restarts probing after a
-// second; after three such losses the names count as taken.
+// second; after three such losses the names count as taken. A responder on
+// this machine probing one of the names (avahi, after a link change) also
+// restarts probing after a second, to hear what it settled on.
 func (a *Advertiser) probeNames(ctx context.Context, names []string, propose func(Interface) []dns.RR) (map[string]owner, error) {
 	ch := make(chan packet, 64)
 	a.mu.Lock()
@@ -136,34 +148,41 @@ func (a *Advertiser) probeNames(ctx context.Context, names []string, propose fun
 		a.mu.Unlock()
 	}()
 
-	owners := make(map[string]owner, len(names))
 	wait := time.Duration(rand.Int64N(int64(probeInterval)))
-	for restarts := 0; ; restarts++ {
+	for restarts, waits := 0, 0; ; {
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}
-		lost, err := a.probeRound(ctx, ch, ifcs, names, propose, owners)
+		owners := make(map[string]owner, len(names))
+		lost, busy, err := a.probeRound(ctx, ch, ifcs, names, propose, owners, map[netip.Addr]bool{})
 		if err != nil {
 			return nil, err
 		}
-		if !lost {
-			return owners, nil
-		}
-		if restarts == probeRestarts {
+		switch {
+		case lost && restarts == probeRestarts:
 			for _, n := range names {
 				owners[n] = max(owners[n], ownerRemote)
 			}
 			return owners, nil
+		case lost:
+			restarts++
+			a.log.Debug("lost a simultaneous probe, probing again in 1s", "names", names)
+		case busy && waits < localWaits:
+			waits++
+			a.log.Debug("the OS mDNS responder is probing the same name, probing again in 1s", "names", names)
+		default:
+			return owners, nil
 		}
-		a.log.Debug("lost a simultaneous probe, probing again in 1s", "names", names)
 		wait = time.Second
 	}
 }
 
 // probeRound is one series of probes. It fills owners and reports whether
-// another device's simultaneous probe beat ours.
+// another device's simultaneous probe beat ours (lost), or a responder on
+// this machine is probing one of the names too (busy). verdicts keeps, per
+// probing device, the first tie-break against it (see evalProbeReply).
 func (a *Advertiser) probeRound(ctx context.Context, ch <-chan packet, ifcs []Interface, names []string,
-	propose func(Interface) []dns.RR, owners map[string]owner) (lost bool, err error) {
+	propose func(Interface) []dns.RR, owners map[string]owner, verdicts map[netip.Addr]bool) (lost, busy bool, err error) {
 	for i := 0; i < probeCount; i++ {
 		for _, ifc := range ifcs {
 			// One name per probe: a probe carrying a service's SRV next to
@@ -184,26 +203,38 @@ func (a *Advertiser) probeRound(ctx context.Context, ch <-chan packet, ifcs []In
 			select {
 			case <-ctx.Done():
 				deadline.Stop()
-				return false, ctx.Err()
+				return false, false, ctx.Err()
 			case <-deadline.C:
 				break collect
 			case p := <-ch:
-				if a.evalProbeReply(p, ifcs, names, propose, owners) {
-					lost = true
-				}
+				l, b := a.evalProbeReply(p, ifcs, names, propose, owners, verdicts)
+				lost, busy = lost || l, busy || b
 			}
 		}
-		if lost {
-			return true, nil
+		if lost || busy {
+			return lost, busy, nil
 		}
 	}
-	return false, nil
+	return false, false, nil
 }
 
-// evalProbeReply records who answers for which name in owners, and reports
-// whether p is a simultaneous probe from another device that beats ours.
+// evalProbeReply records who answers for which name in owners. It reports
+// whether p is a simultaneous probe from another device that beats ours
+// (lost), or a probe for one of the names from a responder on this machine
+// (busy: avahi probing the host name after a link change; the box must not
+// claim the name next to it).
+//
+// The RFC 6762 8.2 tie-break is per name, and a box probes three (host,
+// _possync._tcp and _http._tcp instance), each in its own packet: two boxes
+// could each win one name and lose another, and both defer forever. So
+// the first tie-break against a device decides for all names in the round
+// (verdicts, by source address); both boxes probe the names in the same
+// order, so both reach the same verdict.
 func (a *Advertiser) evalProbeReply(p packet, ifcs []Interface, names []string,
-	propose func(Interface) []dns.RR, owners map[string]owner) bool {
+	propose func(Interface) []dns.RR, owners map[string]owner, verdicts map[netip.Addr]bool) (lost, busy bool) {
+	if p.own {
+		return false, false
+	}
 	local := a.isLocal(p.from)
 	if p.msg.Response {
 		for _, rr := range slices.Concat(p.msg.Answer, p.msg.Extra) {
@@ -221,23 +252,38 @@ func (a *Advertiser) evalProbeReply(p packet, ifcs []Interface, names []string,
 				}
 			}
 		}
-		return false
+		return false, false
 	}
-	if local || len(p.msg.Ns) == 0 {
-		return false
+	if len(p.msg.Ns) == 0 {
+		return false, false
+	}
+	if local {
+		for _, n := range names {
+			if len(recordsNamed(p.msg.Ns, n)) > 0 {
+				owners[n] = max(owners[n], ownerLocalProbe)
+				busy = true
+			}
+		}
+		return false, busy
 	}
 	i := slices.IndexFunc(ifcs, func(ifc Interface) bool { return ifc.Index == p.ifIndex })
 	if i < 0 {
-		return false
+		return false, false
 	}
 	ours := propose(ifcs[i])
 	for _, n := range names {
 		theirs := recordsNamed(p.msg.Ns, n)
-		if len(theirs) > 0 && !probeWins(recordsNamed(ours, n), theirs) {
-			return true
+		if len(theirs) == 0 {
+			continue
 		}
+		win, ok := verdicts[p.from]
+		if !ok {
+			win = probeWins(recordsNamed(ours, n), theirs)
+			verdicts[p.from] = win
+		}
+		return !win, false
 	}
-	return false
+	return false, false
 }
 
 func recordsNamed(rrs []dns.RR, name string) []dns.RR {
@@ -248,105 +294,6 @@ func recordsNamed(rrs []dns.RR, name string) []dns.RR {
 		}
 	}
 	return out
-}
-
-// handle is called for every packet on possync's sockets: it feeds a
-// running probe, answers host-name queries when possync owns the name, and
-// notices another device claiming that name.
-func (a *Advertiser) handle(p packet) {
-	a.mu.Lock()
-	probes, own, host := a.probes, a.ownHost, a.host
-	i := slices.IndexFunc(a.ifcs, func(ifc Interface) bool { return ifc.Index == p.ifIndex })
-	var ifc Interface
-	if i >= 0 {
-		ifc = a.ifcs[i]
-	}
-	local := a.isLocalLocked(p.from)
-	a.mu.Unlock()
-
-	if probes != nil {
-		select {
-		case probes <- p:
-		default:
-		}
-	}
-	if i < 0 || !own {
-		return
-	}
-	if p.msg.Response {
-		if other, ok := a.claim(p.msg, host); ok && !local {
-			a.mu.Lock()
-			if a.ownHost && a.host == host {
-				a.ownHost = false
-				select {
-				case a.conflicts <- other:
-				default:
-				}
-			}
-			a.mu.Unlock()
-		}
-		return
-	}
-	legacy := p.src.Port != mdnsPort
-	reply, unicast := answerHost(p.msg, host, ifc, legacy)
-	if reply == nil {
-		return
-	}
-	if len(p.msg.Ns) > 0 && !legacy {
-		unicast = false // defend against a probe in the open
-	}
-	var err error
-	if unicast {
-		err = a.conn.unicast(reply, p.src)
-	} else {
-		err = a.conn.reply(reply, ifc, p.src)
-	}
-	if err != nil {
-		a.log.Debug("answer host query", "from", p.src, "err", err)
-	}
-}
-
-// claim finds an address record for host, alive, whose address is not one of
-// this machine's: another device claiming the name.
-func (a *Advertiser) claim(m *dns.Msg, host string) (netip.Addr, bool) {
-	for _, rr := range slices.Concat(m.Answer, m.Extra) {
-		h := rr.Header()
-		if h.Ttl == 0 || !strings.EqualFold(h.Name, host) {
-			continue
-		}
-		var ip []byte
-		switch rr := rr.(type) {
-		case *dns.A:
-			ip = rr.A
-		case *dns.AAAA:
-			ip = rr.AAAA
-		default:
-			continue
-		}
-		if addr, ok := netip.AddrFromSlice(ip); ok && !a.isLocal(addr.Unmap()) {
-			return addr.Unmap(), true
-		}
-	}
-	return netip.Addr{}, false
-}
-
-func (a *Advertiser) isLocal(addr netip.Addr) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.isLocalLocked(addr)
-}
-
-func (a *Advertiser) isLocalLocked(addr netip.Addr) bool {
-	addr = addr.WithZone("")
-	if addr.IsLoopback() {
-		return true
-	}
-	for _, ifc := range a.all {
-		if slices.Contains(ifc.Addrs, addr) {
-			return true
-		}
-	}
-	return false
 }
 
 // trimLocal turns "possync.local." back into "possync".
