@@ -35,6 +35,7 @@ type Bus struct {
 	chans     map[string]*chanState
 	closed    bool
 	published uint64 // notifications made visible since start
+	delivered uint64 // notifications answered to polls since start
 	waiting   int    // polls currently waiting
 }
 
@@ -50,7 +51,10 @@ type entry struct {
 	i  int
 }
 
-type waiter struct{ ch chan struct{} }
+type waiter struct {
+	ch  chan struct{}
+	pub time.Time // when the first publish woke it (monotonic); guarded by Bus.mu
+}
 
 type reservation struct {
 	first  uint64
@@ -111,6 +115,7 @@ func (b *Bus) finish(r *reservation, bcasts []*appliance.Broadcast) {
 }
 
 func (b *Bus) publishLocked(bc *appliance.Broadcast) {
+	var now time.Time // read once, and only when a waiter is woken
 	for i, t := range bc.Targets {
 		cs := b.chans[t.Channel]
 		if cs == nil {
@@ -120,6 +125,12 @@ func (b *Bus) publishLocked(bc *appliance.Broadcast) {
 		id := bc.FirstID + uint64(i)
 		cs.entries = append(cs.entries, entry{id: id, at: bc.At, b: bc, i: i})
 		for w := range cs.waiters {
+			if w.pub.IsZero() {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				w.pub = now
+			}
 			select {
 			case w.ch <- struct{}{}:
 			default:
@@ -151,16 +162,24 @@ type PollRequest struct {
 // Last, in id order. When there are none it waits up to Hold for one (or
 // until ctx is done or the bus closes) and then answers, possibly empty.
 func (b *Bus) Poll(ctx context.Context, req PollRequest) []Notification {
+	out, _ := b.poll(ctx, req)
+	return out
+}
+
+// poll is Poll that also returns when the publish that woke it happened
+// (zero when it answered without waiting or was not woken by a publish).
+func (b *Bus) poll(ctx context.Context, req PollRequest) ([]Notification, time.Time) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil
+		return nil, time.Time{}
 	}
 	replay := req.Last == 0 || req.Last > b.newest
 	since := time.Now().Add(-req.Replay)
 	if out := b.collectLocked(req.Channels, req.Last, replay, since); len(out) > 0 {
+		b.delivered += uint64(len(out))
 		b.mu.Unlock()
-		return out
+		return out, time.Time{}
 	}
 	w := &waiter{ch: make(chan struct{}, 1)}
 	for _, c := range req.Channels {
@@ -194,9 +213,11 @@ func (b *Bus) Poll(ctx context.Context, req PollRequest) []Notification {
 		}
 	}
 	if b.closed {
-		return nil
+		return nil, time.Time{}
 	}
-	return b.collectLocked(req.Channels, req.Last, replay, since)
+	out := b.collectLocked(req.Channels, req.Last, replay, since)
+	b.delivered += uint64(len(out))
+	return out, w.pub
 }
 
 func (b *Bus) collectLocked(channels []string, last uint64, replay bool, since time.Time) []Notification {
@@ -268,6 +289,7 @@ func (b *Bus) close() {
 type BusStats struct {
 	Newest    uint64 // highest visible id
 	Published uint64 // notifications published since start
+	Delivered uint64 // notifications answered to polls since start (one per poll answer item)
 	Waiting   int    // polls waiting now
 	Channels  int    // channels with retained notifications or waiters
 	Retained  int    // notifications retained in memory
@@ -276,7 +298,7 @@ type BusStats struct {
 func (b *Bus) stats() BusStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := BusStats{Newest: b.newest, Published: b.published, Waiting: b.waiting, Channels: len(b.chans)}
+	s := BusStats{Newest: b.newest, Published: b.published, Delivered: b.delivered, Waiting: b.waiting, Channels: len(b.chans)}
 	for _, cs := range b.chans {
 		s.Retained += len(cs.entries)
 	}

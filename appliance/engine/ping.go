@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strconv"
 	"time"
 
 	"possync/appliance"
@@ -27,14 +28,17 @@ func (e *Engine) Ping(ctx context.Context, params json.RawMessage) (json.RawMess
 		return nil, err
 	}
 	e.counters.pings.Add(1)
-	e.seen(appliance.POSKey{DB: db, ID: posID})
+	e.seen(appliance.POSKey{DB: db, ID: posID}, 0, 0)
 	bc := &appliance.Broadcast{At: e.opts.Now(), Prefix: []byte(`"PONG"`),
 		Targets: []appliance.Target{{Channel: channel(db, "pos.longpolling", posID)}}}
 	r := e.bus.reserve(1)
 	bc.FirstID = r.first
-	if err := e.store.Commit(ctx, &appliance.Batch{Broadcasts: []appliance.Broadcast{*bc}}); err != nil {
+	start := time.Now()
+	err = e.store.Commit(ctx, &appliance.Batch{Broadcasts: []appliance.Broadcast{*bc}})
+	e.observeCommit(start, err)
+	if err != nil {
 		e.bus.finish(r, nil)
-		e.counters.storeErrors.Add(1)
+		e.storeFailed(db+" POS "+strconv.FormatInt(posID, 10), err)
 		return nil, err
 	}
 	e.bus.finish(r, []*appliance.Broadcast{bc})
@@ -110,7 +114,17 @@ func parseLast(s string) uint64 {
 	return uint64(f)
 }
 
-// Poll waits for notifications as /longpolling/poll does (§3.1).
+// Poll waits for notifications as /longpolling/poll does (§3.1). While it
+// waits, the POSes named by its channels count as polling (status page).
 func (e *Engine) Poll(ctx context.Context, pp PollParams, hold, replay time.Duration) []Notification {
-	return e.bus.Poll(ctx, PollRequest{Channels: pp.Channels, Last: pp.Last, Hold: hold, Replay: replay})
+	keys := pollKeys(pp.Channels)
+	e.pollStarted(keys)
+	out, pub := e.bus.poll(ctx, PollRequest{Channels: pp.Channels, Last: pp.Last, Hold: hold, Replay: replay})
+	e.pollEnded(keys)
+	if !pub.IsZero() && len(out) > 0 {
+		if b := e.observer.Load(); b != nil {
+			b.o.Delivered(time.Since(pub), len(out))
+		}
+	}
+	return out
 }

@@ -61,9 +61,13 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 		sort.Slice(info, func(i, j int) bool { return info[i].K < info[j].K })
 	}
 	var terms []terminal
-	now := time.Now()
-	for k, t := range st.LastSeen {
-		terms = append(terms, terminal{DB: k.DB, ID: k.ID, Ago: now.Sub(t).Round(time.Second).String()})
+	act := s.eng.Status(0)
+	for _, ss := range act.Sessions {
+		for _, t := range ss.Terminals {
+			if t.LastUpdate >= 0 {
+				terms = append(terms, terminal{DB: ss.Key.DB, ID: t.POSID, Ago: t.LastUpdate.Round(time.Second).String()})
+			}
+		}
 	}
 	sort.Slice(terms, func(i, j int) bool {
 		if terms[i].DB != terms[j].DB {
