@@ -24,6 +24,7 @@ type Options struct {
 	Replay       time.Duration // last=0 replay window; 0 = 50s
 	MaxBodyBytes int           // 0 = default (8 MiB)
 	Logger       *slog.Logger  // nil = discard
+	OnlineWindow time.Duration // terminal online window on the status page; 0 = engine.OnlineWindow
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -75,6 +76,15 @@ func open(opts Options) (*Server, error) {
 		PollHold:     opts.PollHold,
 		Replay:       opts.Replay,
 		MaxBodyBytes: opts.MaxBodyBytes,
+		OnlineWindow: opts.OnlineWindow,
+		Storage: func() httpapi.StorageInfo {
+			st, err := store.Stats()
+			if err != nil {
+				return httpapi.StorageInfo{}
+			}
+			return httpapi.StorageInfo{FreeBytes: st.FreeBytes, TotalBytes: st.TotalBytes,
+				StoreBytes: st.DirBytes, GCRuns: st.GCRuns, GCRewrites: st.GCRewrites}
+		},
 	})
 	if err := srv.Open(); err != nil {
 		eng.Close()

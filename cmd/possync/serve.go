@@ -90,6 +90,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer eng.Close()
 
+	addrs := &boxAddresses{listen: cfg.HTTP.Listen, interfaces: cfg.Discovery.Interfaces}
 	srv := httpapi.New(eng, httpapi.Options{
 		Addr:         cfg.HTTP.Listen,
 		Logger:       logger,
@@ -102,6 +103,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		MaxConns:     cfg.HTTP.MaxConns,
 		Health:       func() error { return eng.Health(5 * time.Second) },
 		Info:         func() map[string]string { return map[string]string{"Data directory": dir} },
+		Storage:      storageInfo(store, logger),
+		Addresses:    addrs.get,
 	})
 	if err := srv.Open(); err != nil {
 		return err
@@ -115,7 +118,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Info("mDNS announcement off: listening on loopback only", "listen", srv.Addr().String())
 		disc.Enabled = false
 	}
-	stopAdvertiser := startAdvertiser(ctx, disc, srv.Port(), dir, logger)
+	stopAdvertiser, adv := startAdvertiser(ctx, disc, srv.Port(), dir, logger)
+	addrs.setAdvertiser(adv)
 	if _, err := sdNotify("READY=1\nSTATUS=serving on " + srv.Addr().String()); err != nil {
 		logger.Warn("sd_notify READY", "err", err)
 	}
