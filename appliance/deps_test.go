@@ -7,20 +7,21 @@ import (
 )
 
 // TestDependencyDirection enforces the one-way imports described in
-// ARCHITECTURE.md: the engine never sees fasthttp, Badger or mDNS; storage
-// and discovery never import the HTTP layer or the engine; nothing imports
-// cmd.
+// ARCHITECTURE.md: the engine never sees fasthttp, Badger, mDNS or the
+// metrics exposition (it offers an Observer and snapshots; httpapi renders
+// them); storage and discovery never import the HTTP layer or the engine;
+// nothing imports cmd.
 func TestDependencyDirection(t *testing.T) {
 	rules := []struct {
 		pkg       string
 		forbidden []string
 	}{
 		{"possync/appliance", []string{"possync/", "github.com/"}},
-		{"possync/appliance/engine", []string{"github.com/valyala/fasthttp", "github.com/dgraph-io/badger", "github.com/grandcat/zeroconf", "github.com/miekg/dns", "possync/storage", "possync/appliance/httpapi", "possync/discovery"}},
+		{"possync/appliance/engine", []string{"github.com/valyala/fasthttp", "github.com/dgraph-io/badger", "github.com/grandcat/zeroconf", "github.com/miekg/dns", "possync/storage", "possync/appliance/httpapi", "possync/discovery", "github.com/VictoriaMetrics/metrics", "github.com/yeqown/go-qrcode"}},
 		{"possync/appliance/config", []string{"possync/appliance/engine", "possync/appliance/httpapi", "possync/storage", "possync/discovery"}},
 		{"possync/appliance/httpapi", []string{"github.com/dgraph-io/badger", "possync/storage", "possync/discovery", "github.com/grandcat/zeroconf"}},
-		{"possync/storage", []string{"github.com/valyala/fasthttp", "possync/appliance/httpapi", "possync/appliance/engine", "possync/discovery"}},
-		{"possync/discovery", []string{"github.com/valyala/fasthttp", "possync/appliance/httpapi", "possync/appliance/engine", "possync/storage", "github.com/dgraph-io/badger"}},
+		{"possync/storage", []string{"github.com/valyala/fasthttp", "possync/appliance/httpapi", "possync/appliance/engine", "possync/discovery", "github.com/VictoriaMetrics/metrics"}},
+		{"possync/discovery", []string{"github.com/valyala/fasthttp", "possync/appliance/httpapi", "possync/appliance/engine", "possync/storage", "github.com/dgraph-io/badger", "github.com/VictoriaMetrics/metrics"}},
 	}
 	for _, r := range rules {
 		out, err := exec.Command("go", "list", "-deps", r.pkg).CombinedOutput()

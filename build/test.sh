@@ -9,7 +9,8 @@
 #   1. gofmt + go vet
 #   2. go test -race ./...            unit, end-to-end HTTP, kill -9 restart tests
 #   3. discovery integration          real mDNS peers in two network namespaces
-#      real browser                   headless Chromium drives the API cross-origin (CORS)
+#      real browser                   headless Chromium drives the API cross-origin (CORS) and
+#                                     watches the status page; screenshots in out/test-artifacts/
 #   4. systemd unit checks            systemd-analyze verify + security exposure
 #   5. arm64 test suite               under qemu-user emulation
 #   6. SD-card image + QEMU boot test build/ci-image.sh
@@ -65,7 +66,8 @@ full)
 	step "gofmt + go vet" fmt_vet
 	step "go test -race ./..." unit
 	step "discovery integration (netns)" go test -count=1 -tags integration ./discovery/...
-	step "real browser (chromium, CORS)" go test -count=1 -tags integration -run Browser -v ./appliance/httpapi/
+	export POSSYNC_ARTIFACTS="${POSSYNC_ARTIFACTS:-$PWD/out/test-artifacts}"
+	step "real browser (chromium: CORS, status page)" go test -count=1 -tags integration -run Browser -v ./appliance/httpapi/
 	step "systemd unit checks" build/check-unit.sh
 	step "arm64 test suite (qemu-user)" build/test-arm64.sh
 	step "SD image + QEMU boot test" build/ci-image.sh

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -32,8 +33,10 @@ type DB struct {
 	// store. Tests replace it.
 	fsInfo func(dir string) (fsInfo, error)
 
-	stop chan struct{}  // closed by Close to end the GC loop
-	gc   sync.WaitGroup // the GC loop
+	stop       chan struct{}  // closed by Close to end the GC loop
+	gc         sync.WaitGroup // the GC loop
+	gcRuns     atomic.Uint64  // GC passes
+	gcRewrites atomic.Uint64  // value-log files rewritten
 
 	// closeMu guards closed. Every method holds it for reading while it
 	// uses bdb; Close holds it for writing. Lock order: closeMu, busMu.
@@ -163,11 +166,17 @@ func (db *DB) use(op string) error {
 	return nil
 }
 
-// Stats are the on-disk sizes of the store, as last measured by Badger
-// (it refreshes them about once a minute).
+// Stats are the store's sizes, its value-log GC counters and the space on
+// its file system. LSMBytes and VLogBytes are as last measured by Badger
+// (it refreshes them about once a minute); DirBytes is measured now.
 type Stats struct {
-	LSMBytes  int64 // SST files: keys, small values, value pointers
-	VLogBytes int64 // value-log files: large values (order messages)
+	LSMBytes   int64  // SST files: keys, small values, value pointers
+	VLogBytes  int64  // value-log files: large values (order messages)
+	DirBytes   uint64 // disk space the data directory's files take now (0 = not measured)
+	GCRuns     uint64 // value-log GC passes since Open
+	GCRewrites uint64 // value-log files rewritten by GC since Open
+	FreeBytes  uint64 // available on the data file system (0 = not measured)
+	TotalBytes uint64 // size of the data file system (0 = not measured)
 }
 
 // Stats returns the store's sizes.
@@ -177,7 +186,12 @@ func (db *DB) Stats() (Stats, error) {
 	}
 	defer db.closeMu.RUnlock()
 	lsm, vlog := db.bdb.Size()
-	return Stats{LSMBytes: lsm, VLogBytes: vlog}, nil
+	st := Stats{LSMBytes: lsm, VLogBytes: vlog, GCRuns: db.gcRuns.Load(), GCRewrites: db.gcRewrites.Load()}
+	st.DirBytes = dirBytes(db.dir)
+	if free, total, err := statfsUsage(db.dir); err == nil {
+		st.FreeBytes, st.TotalBytes = free, total
+	}
+	return st, nil
 }
 
 // gcLoop runs value-log GC every interval until Close.
@@ -197,6 +211,7 @@ func (db *DB) gcLoop(interval time.Duration) {
 
 // runGC rewrites value-log files while at least half of one is garbage.
 func (db *DB) runGC() {
+	db.gcRuns.Add(1)
 	start := time.Now()
 	n := 0
 	for {
@@ -208,6 +223,7 @@ func (db *DB) runGC() {
 		err := db.bdb.RunValueLogGC(0.5)
 		if err == nil {
 			n++
+			db.gcRewrites.Add(1)
 			continue
 		}
 		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {

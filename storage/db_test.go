@@ -262,6 +262,16 @@ func TestGCLoop(t *testing.T) {
 	if err != nil || st.LSMBytes < 0 || st.VLogBytes < 0 {
 		t.Errorf("Stats() = %+v, %v", st, err)
 	}
+	if st.DirBytes < 200<<10 || st.FreeBytes == 0 || st.TotalBytes < st.FreeBytes {
+		t.Errorf("Stats() = %+v: want the data files' size (≥ 200 KiB written) and the file system's free and total bytes", st)
+	}
+	for deadline := time.Now().Add(10 * time.Second); st.GCRuns == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		st, _ = db.Stats()
+	}
+	if st.GCRuns == 0 {
+		t.Errorf("Stats().GCRuns = 0 after the GC loop ran every 5 ms")
+	}
 	if err := db.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}

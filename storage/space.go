@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"os"
 	"syscall"
 )
 
@@ -28,4 +29,26 @@ func (db *DB) checkSpace() error {
 	}
 	return fmt.Errorf("%d MiB free in %s, %d MiB kept in reserve: %w",
 		free>>20, db.dir, minFreeBytes>>20, syscall.ENOSPC)
+}
+
+// dirBytes returns the disk space taken by the regular files directly in
+// dir (Badger keeps all its files there), or 0 when it cannot be read.
+func dirBytes(dir string) uint64 {
+	if dir == "" {
+		return 0
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			n += allocated(info)
+		}
+	}
+	return n
 }

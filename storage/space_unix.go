@@ -2,7 +2,10 @@
 
 package storage
 
-import "syscall"
+import (
+	"io/fs"
+	"syscall"
+)
 
 // statfsFree returns the bytes available to unprivileged users on the
 // file system holding dir.
@@ -29,4 +32,20 @@ func statfsInfo(dir string) (fsInfo, error) {
 		total:    uint64(st.Blocks) * uint64(st.Bsize),
 		readOnly: uint64(st.Flags)&stRdonly != 0,
 	}, nil
+}
+
+// statfsUsage returns the bytes available to unprivileged users and the
+// size of the file system holding dir.
+func statfsUsage(dir string) (free, total uint64, err error) {
+	fi, err := statfsInfo(dir)
+	return fi.free, fi.total, err
+}
+
+// allocated returns the disk space a file takes: Badger's mmapped files are
+// sparse, so their length overstates it.
+func allocated(info fs.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Blocks) * 512
+	}
+	return uint64(max(info.Size(), 0))
 }

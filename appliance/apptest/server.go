@@ -31,6 +31,7 @@ type Options struct {
 	// (0 = its defaults: 4096 and 32).
 	MaxConns          int
 	MaxPollsPerClient int
+	OnlineWindow      time.Duration // terminal online window on the status page; 0 = engine.OnlineWindow
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -84,6 +85,15 @@ func open(opts Options) (*Server, error) {
 		MaxBodyBytes:      opts.MaxBodyBytes,
 		MaxConns:          opts.MaxConns,
 		MaxPollsPerClient: opts.MaxPollsPerClient,
+		OnlineWindow:      opts.OnlineWindow,
+		Storage: func() httpapi.StorageInfo {
+			st, err := store.Stats()
+			if err != nil {
+				return httpapi.StorageInfo{}
+			}
+			return httpapi.StorageInfo{FreeBytes: st.FreeBytes, TotalBytes: st.TotalBytes,
+				StoreBytes: st.DirBytes, GCRuns: st.GCRuns, GCRewrites: st.GCRewrites}
+		},
 	})
 	if err := srv.Open(); err != nil {
 		eng.Close()

@@ -37,6 +37,7 @@ type Bus struct {
 	chans     map[string]*chanState
 	closed    bool
 	published uint64 // notifications made visible since start
+	delivered uint64 // notifications answered to polls since start
 	waiting   int    // polls currently waiting
 }
 
@@ -57,7 +58,10 @@ type entry struct {
 	i      int
 }
 
-type waiter struct{ ch chan struct{} }
+type waiter struct {
+	ch  chan struct{}
+	pub time.Time // when the first publish woke it (monotonic); guarded by Bus.mu
+}
 
 type reservation struct {
 	first  uint64
@@ -141,6 +145,7 @@ func (b *Bus) finish(r *reservation, bcasts []*appliance.Broadcast) {
 }
 
 func (b *Bus) publishLocked(bc *appliance.Broadcast, born time.Time, replay bool) {
+	var now time.Time // read once, and only when a waiter is woken
 	for i, t := range bc.Targets {
 		cs := b.chans[t.Channel]
 		if cs == nil {
@@ -150,6 +155,12 @@ func (b *Bus) publishLocked(bc *appliance.Broadcast, born time.Time, replay bool
 		id := bc.FirstID + uint64(i)
 		cs.entries = append(cs.entries, entry{id: id, born: born, replay: replay, b: bc, i: i})
 		for w := range cs.waiters {
+			if w.pub.IsZero() {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				w.pub = now
+			}
 			select {
 			case w.ch <- struct{}{}:
 			default:
@@ -188,7 +199,8 @@ type PollRequest struct {
 // durably, so that the client's later polls are ordinary.
 func (b *Bus) Poll(ctx context.Context, req PollRequest) []Notification {
 	if req.Last == 0 {
-		return b.poll(ctx, req, 0, true)
+		out, _ := b.poll(ctx, req, 0, true)
+		return out
 	}
 	b.mu.Lock()
 	after := req.Last
@@ -196,7 +208,8 @@ func (b *Bus) Poll(ctx context.Context, req PollRequest) []Notification {
 		after = b.newest
 	}
 	b.mu.Unlock()
-	return b.poll(ctx, req, after, false)
+	out, _ := b.poll(ctx, req, after, false)
+	return out
 }
 
 // jump handles a cursor last at or above every id reserved so far. It
@@ -223,16 +236,19 @@ func (b *Bus) jump(last, ceiling uint64) (r *reservation, after uint64, future b
 
 // poll answers with the notifications above after (or, with replay, this
 // run's notifications younger than req.Replay), waiting as Poll describes.
-func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bool) []Notification {
+// It also returns when the publish that woke it happened (zero when it
+// answered without waiting or was not woken by a publish).
+func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bool) ([]Notification, time.Time) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil
+		return nil, time.Time{}
 	}
 	since := b.now().Add(-req.Replay)
 	if out := b.collectLocked(req.Channels, after, replay, since); len(out) > 0 {
+		b.delivered += uint64(len(out))
 		b.mu.Unlock()
-		return out
+		return out, time.Time{}
 	}
 	w := &waiter{ch: make(chan struct{}, 1)}
 	for _, c := range req.Channels {
@@ -266,9 +282,11 @@ func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bo
 		}
 	}
 	if b.closed {
-		return nil
+		return nil, time.Time{}
 	}
-	return b.collectLocked(req.Channels, after, replay, since)
+	out := b.collectLocked(req.Channels, after, replay, since)
+	b.delivered += uint64(len(out))
+	return out, w.pub
 }
 
 func (b *Bus) collectLocked(channels []string, last uint64, replay bool, since time.Time) []Notification {
@@ -347,6 +365,7 @@ func (b *Bus) close() {
 type BusStats struct {
 	Newest    uint64 // highest visible id
 	Published uint64 // notifications published since start
+	Delivered uint64 // notifications answered to polls since start (one per poll answer item)
 	Waiting   int    // polls waiting now
 	Channels  int    // channels with retained notifications or waiters
 	Retained  int    // notifications retained in memory
@@ -355,7 +374,7 @@ type BusStats struct {
 func (b *Bus) stats() BusStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := BusStats{Newest: b.newest, Published: b.published, Waiting: b.waiting, Channels: len(b.chans)}
+	s := BusStats{Newest: b.newest, Published: b.published, Delivered: b.delivered, Waiting: b.waiting, Channels: len(b.chans)}
 	for _, cs := range b.chans {
 		s.Retained += len(cs.entries)
 	}

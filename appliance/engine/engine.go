@@ -34,8 +34,10 @@ type Engine struct {
 	mu       sync.Mutex
 	sessions map[appliance.SessionKey]*session
 	posOwner map[appliance.POSKey]int64 // POS → multi-session id owning its row
-	lastSeen map[appliance.POSKey]time.Time
 
+	terms    terminals // per-POS activity for the status page (own leaf lock)
+	warnings warnings  // recent warnings (own leaf lock)
+	observerField
 	counters counters
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -72,7 +74,7 @@ func New(store appliance.Store, opts Options) *Engine {
 		log:      opts.Logger.With("component", "engine"),
 		sessions: make(map[appliance.SessionKey]*session),
 		posOwner: make(map[appliance.POSKey]int64),
-		lastSeen: make(map[appliance.POSKey]time.Time),
+		terms:    terminals{m: make(map[appliance.POSKey]*terminal)},
 	}
 }
 
@@ -90,6 +92,7 @@ func (e *Engine) Open(ctx context.Context) error {
 		s := e.sessionLocked(appliance.SessionKey{DB: r.Key.DB, ID: r.Session})
 		s.pos[r.Key.ID] = &posState{messageID: r.MessageID, userID: r.UserID}
 		e.posOwner[r.Key] = r.Session
+		e.terms.m[r.Key] = &terminal{session: r.Session, userID: r.UserID}
 	}
 	now := e.opts.Now()
 	maxOrderAge := e.opts.OrderRetention - min(e.opts.OrderRetention, orderRestartKeep)
@@ -101,6 +104,9 @@ func (e *Engine) Open(ctx context.Context) error {
 		// purges the order early nor keeps it forever.
 		o.updated = now.Add(-storedAge(now, r.Updated, maxOrderAge))
 		s.orders[r.Key.UID] = o
+	}
+	for _, s := range e.sessions {
+		s.publishSummary()
 	}
 	e.bus = newBus(snap.LastBusID, e.opts.Now)
 	e.bus.load(snap.Broadcasts, e.opts.BusRetention)
@@ -171,11 +177,10 @@ type Stats struct {
 	BusJumps       uint64 // times the bus id sequence jumped past a client's cursor
 	StoreErrors    uint64
 	Bus            BusStats
-	LastSeen       map[appliance.POSKey]time.Time // last request per POS, engine clock of this run
-	Now            time.Time                      // engine clock when the snapshot was taken: ages are Now.Sub(t)
 }
 
-// Stats returns a snapshot of the counters.
+// Stats returns a snapshot of the counters. It takes Engine.mu and the bus
+// lock briefly, never a session lock.
 func (e *Engine) Stats() Stats {
 	st := Stats{
 		Requests:       e.counters.requests.Load(),
@@ -188,40 +193,20 @@ func (e *Engine) Stats() Stats {
 		Pings:          e.counters.pings.Load(),
 		BusJumps:       e.counters.jumps.Load(),
 		StoreErrors:    e.counters.storeErrors.Load(),
-		LastSeen:       make(map[appliance.POSKey]time.Time),
-		Now:            e.opts.Now(),
 	}
+	// The counts come from the sessions' summaries (atomics), so Stats
+	// never waits for a session lock held across a commit's fsync.
 	e.mu.Lock()
-	sessions := make([]*session, 0, len(e.sessions))
+	st.Sessions = len(e.sessions)
 	for _, s := range e.sessions {
-		sessions = append(sessions, s)
-	}
-	for k, v := range e.lastSeen {
-		st.LastSeen[k] = v
+		st.Orders += int(s.sum.orders.Load())
+		st.DraftOrders += int(s.sum.open.Load())
 	}
 	e.mu.Unlock()
-	st.Sessions = len(sessions)
-	for _, s := range sessions {
-		s.mu.Lock()
-		st.Orders += len(s.orders)
-		for _, o := range s.orders {
-			if o.state == appliance.StateDraft {
-				st.DraftOrders++
-			}
-		}
-		s.mu.Unlock()
-	}
 	if e.bus != nil {
 		st.Bus = e.bus.stats()
 	}
 	return st
-}
-
-func (e *Engine) seen(k appliance.POSKey) {
-	now := e.opts.Now()
-	e.mu.Lock()
-	e.lastSeen[k] = now
-	e.mu.Unlock()
 }
 
 // lockSessions locks the session of key and, when movePOS names a POS whose

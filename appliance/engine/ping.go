@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strconv"
 	"time"
 
 	"possync/appliance"
@@ -27,14 +28,17 @@ func (e *Engine) Ping(ctx context.Context, params json.RawMessage) (json.RawMess
 		return nil, err
 	}
 	e.counters.pings.Add(1)
-	e.seen(appliance.POSKey{DB: db, ID: posID})
+	e.seen(appliance.POSKey{DB: db, ID: posID}, 0, 0)
 	bc := &appliance.Broadcast{At: e.opts.Now(), Prefix: []byte(`"PONG"`),
 		Targets: []appliance.Target{{Channel: channel(db, "pos.longpolling", posID)}}}
 	r := e.bus.reserve(1)
 	bc.FirstID = r.first
-	if err := e.store.Commit(ctx, &appliance.Batch{Broadcasts: []appliance.Broadcast{*bc}}); err != nil {
+	start := time.Now()
+	err = e.store.Commit(ctx, &appliance.Batch{Broadcasts: []appliance.Broadcast{*bc}})
+	e.observeCommit(start, err)
+	if err != nil {
 		e.bus.finish(r, nil)
-		e.counters.storeErrors.Add(1)
+		e.storeFailed(db+" POS "+strconv.FormatInt(posID, 10), err)
 		return nil, err
 	}
 	e.bus.finish(r, []*appliance.Broadcast{bc})
@@ -120,7 +124,23 @@ func parseLast(s string) uint64 {
 // if its cursor were the newest id, without a jump.
 const MaxJumpCursor uint64 = 1 << 40
 
-// Poll waits for notifications as /longpolling/poll does (§3.1), with
+// Poll waits for notifications as /longpolling/poll does (§3.1); see poll
+// for a cursor from the future. While it waits, the POSes named by its
+// channels count as polling (status page).
+func (e *Engine) Poll(ctx context.Context, pp PollParams, hold, replay time.Duration) []Notification {
+	keys := pollKeys(pp.Channels)
+	e.pollStarted(keys)
+	out, pub := e.poll(ctx, pp, hold, replay)
+	e.pollEnded(keys)
+	if !pub.IsZero() && len(out) > 0 {
+		if b := e.observer.Load(); b != nil {
+			b.o.Delivered(time.Since(pub), len(out))
+		}
+	}
+	return out
+}
+
+// poll waits for notifications as /longpolling/poll does (§3.1), with
 // possync's rule for a cursor from the future (README "How possync reads
 // the protocol"): when pp.Last is at or above every id ever reserved, the
 // id sequence first jumps durably past it (up to MaxJumpCursor), so the
@@ -130,7 +150,7 @@ const MaxJumpCursor uint64 = 1 << 40
 // each notification reaches the client at most once; what it missed
 // before it arrived, it recovers like any lost notification, through the
 // message_ID gap check and sync_all (§6.1, §4.3).
-func (e *Engine) Poll(ctx context.Context, pp PollParams, hold, replay time.Duration) []Notification {
+func (e *Engine) poll(ctx context.Context, pp PollParams, hold, replay time.Duration) ([]Notification, time.Time) {
 	req := PollRequest{Channels: pp.Channels, Last: pp.Last, Hold: hold, Replay: replay}
 	if pp.Last == 0 {
 		return e.bus.poll(ctx, req, 0, true)
@@ -148,7 +168,7 @@ func (e *Engine) Poll(ctx context.Context, pp PollParams, hold, replay time.Dura
 	if err != nil {
 		// The ids stay skipped in memory; nothing above the stored
 		// LastBusID becomes visible without its own durable commit.
-		e.counters.storeErrors.Add(1)
+		e.storeFailed("bus id jump", err)
 		e.log.Warn("bus id jump not stored", "last", pp.Last, "err", err)
 	} else {
 		e.counters.jumps.Add(1)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"possync/appliance"
 )
@@ -29,8 +30,9 @@ func (e *Engine) removeOrder(ctx context.Context, r *request) (json.RawMessage, 
 		}
 	}
 	e.counters.removes.Add(1)
-	if posID, err := r.data.requiredInt("pos_id", pData); err == nil {
-		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID})
+	posID, _ := r.data.requiredInt("pos_id", pData)
+	if posID != 0 {
+		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 	}
 
 	s, _, unlock := e.lockSessions(r.key, nil)
@@ -68,6 +70,7 @@ func (e *Engine) removeOrder(ctx context.Context, r *request) (json.RawMessage, 
 				}
 			}
 			e.counters.revisionErrors.Add(1)
+			e.conflict(r.key, posID, fmt.Sprintf("remove_order %s: revision_ID %d, server has %d", uid, rev, serverRev))
 			return object{"action": json.RawMessage(`"revision_error"`), "order_uid": rawString(uid)}.bytes(), nil
 		}
 	}

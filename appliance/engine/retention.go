@@ -76,5 +76,6 @@ func (e *Engine) purgeOrders(ctx context.Context, s *session, cutoff time.Time) 
 	for _, k := range keys {
 		delete(s.orders, k.UID)
 	}
+	s.sum.orders.Add(-int64(len(keys)))
 	return len(keys), nil
 }

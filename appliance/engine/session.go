@@ -24,6 +24,8 @@ type session struct {
 	runID     int64
 	pos       map[int64]*posState    // POS rows owned by this multi-session
 	orders    map[string]*orderState // by uid
+
+	sum summary // status-page view, readable without mu
 }
 
 type posState struct {
@@ -257,18 +259,37 @@ func (t *txn) commit(ctx context.Context) error {
 		next += uint64(len(bc.Targets))
 		b.Broadcasts = append(b.Broadcasts, *bc)
 	}
-	if err := t.e.store.Commit(ctx, &b); err != nil {
+	start := time.Now()
+	err := t.e.store.Commit(ctx, &b)
+	t.e.observeCommit(start, err)
+	if err != nil {
 		t.e.bus.finish(r, nil)
-		t.e.counters.storeErrors.Add(1)
+		t.e.storeFailed(key.DB+"/"+strconv.FormatInt(key.ID, 10), err)
 		return fmt.Errorf("commit %s/%d: %w", key.DB, key.ID, err)
 	}
 
 	s := t.s
 	s.persisted = true
 	s.orderID, s.runID = t.orderID, t.runID
+	var open, added int64
 	for uid, o := range t.orders {
+		prev, ok := s.orders[uid]
+		switch {
+		case !ok:
+			added++
+		case prev.state == appliance.StateDraft:
+			open--
+		}
+		if o.state == appliance.StateDraft {
+			open++
+		}
 		s.orders[uid] = o
 	}
+	s.sum.open.Add(open)
+	s.sum.orders.Add(added)
+	s.sum.runID.Store(s.runID)
+	s.sum.lastOrder.Store(s.orderID)
+	s.sum.shown.Store(true)
 	if t.from != nil {
 		delete(t.from.pos, t.movedPOS)
 	}

@@ -25,7 +25,7 @@ func (e *Engine) syncAll(ctx context.Context, r *request) (json.RawMessage, erro
 		_ = json.Unmarshal(uidRaw, &uid)
 	}
 	e.counters.syncAll.Add(1)
-	e.seen(appliance.POSKey{DB: r.key.DB, ID: posID})
+	e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 
 	s, from, unlock := e.lockSessions(r.key, &posID)
 	defer unlock()

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 
 	"possync/appliance"
 )
@@ -106,8 +108,9 @@ func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, 
 	if err != nil {
 		return nil, err
 	}
-	if posID, err := r.data.requiredInt("pos_id", pData); err == nil {
-		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID})
+	posID, _ := r.data.requiredInt("pos_id", pData)
+	if posID != 0 {
+		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 	}
 	s, _, unlock := e.lockSessions(r.key, nil)
 	defer unlock()
@@ -129,6 +132,14 @@ func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, 
 		e.counters.duplicates.Add(1)
 	default:
 		e.counters.revisionErrors.Add(1)
+		server := "unknown to the server"
+		if o := t.order(u.uid); o != nil {
+			server = "server has " + strconv.FormatInt(o.rev, 10)
+			if o.state == appliance.StateDeleted {
+				server += " (deleted)"
+			}
+		}
+		e.conflict(r.key, posID, fmt.Sprintf("update_order %s: revision_ID %d, %s", u.uid, u.rev, server))
 	}
 	return res, nil
 }

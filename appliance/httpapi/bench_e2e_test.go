@@ -8,6 +8,8 @@ package httpapi_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,15 @@ func drain(b *testing.B, terms ...*apptest.Terminal) {
 // BenchmarkUpdateOrderHTTP: one POS updates its order over and over; each
 // update is committed and broadcast to the 3 polling POSes of the
 // multi-session.
-func BenchmarkUpdateOrderHTTP(b *testing.B) {
+func BenchmarkUpdateOrderHTTP(b *testing.B) { benchUpdateOrder(b, false) }
+
+// BenchmarkUpdateOrderHTTPWhileScraping is BenchmarkUpdateOrderHTTP with a
+// client fetching /metrics and /status.json back to back the whole time
+// (far more often than any Prometheus or status page): the cost of
+// scraping on the update path.
+func BenchmarkUpdateOrderHTTPWhileScraping(b *testing.B) { benchUpdateOrder(b, true) }
+
+func benchUpdateOrder(b *testing.B, scrape bool) {
 	srv := newServer(b, apptest.Options{PollHold: 5 * time.Second})
 	terms := []*apptest.Terminal{
 		openPOS(b, srv, cfg("bench", 1, 1, 2)),
@@ -53,17 +63,54 @@ func BenchmarkUpdateOrderHTTP(b *testing.B) {
 	if _, err := w.UpdateOrder(o); err != nil {
 		b.Fatal(err)
 	}
+	var scrapes atomic.Int64
+	if scrape {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := "/metrics"
+				if i%2 == 1 {
+					path = "/status.json"
+				}
+				resp, err := http.Get(srv.URL + path)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				scrapes.Add(1)
+			}
+		})
+		b.Cleanup(func() { close(stop); wg.Wait() })
+	}
+	lat := make([]time.Duration, 0, 1024)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
 		o.SetQty(l, float64(i%7+1))
+		start := time.Now()
 		res, err := w.UpdateOrder(o)
+		lat = append(lat, time.Since(start))
 		if err != nil || res["action"] != "update_revision_ID" {
 			b.Fatalf("update %d = %v, %v", i, res, err)
 		}
 	}
 	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "updates/s")
+	slices.Sort(lat)
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	b.ReportMetric(us(lat[len(lat)/2]), "p50-µs")
+	b.ReportMetric(us(lat[(len(lat)-1)*99/100]), "p99-µs")
+	if scrape {
+		b.ReportMetric(float64(scrapes.Load())/b.Elapsed().Seconds(), "scrapes/s")
+	}
 }
 
 // BenchmarkUpdateOrderHTTPParallel: 8 POSes of one multi-session update
@@ -143,4 +190,32 @@ func benchPublishToWake(b *testing.B, parked int) {
 	b.ReportMetric(us(lat[len(lat)/2]), "p50-µs")
 	b.ReportMetric(us(lat[(len(lat)-1)*99/100]), "p99-µs")
 	b.ReportMetric(us(rtt[len(rtt)/2]), "ping-rtt-p50-µs")
+}
+
+// BenchmarkScrape: one GET of /metrics, /status.json or / with 3 polling
+// tills in one multi-session (client and server in this process).
+func BenchmarkScrape(b *testing.B) {
+	srv := newServer(b, apptest.Options{PollHold: 5 * time.Second})
+	terms := []*apptest.Terminal{
+		openPOS(b, srv, cfg("bench", 1, 1, 2)),
+		openPOS(b, srv, cfg("bench", 1, 2, 3)),
+		openPOS(b, srv, cfg("bench", 1, 3, 4)),
+	}
+	drain(b, terms...)
+	for _, path := range []string{"/metrics", "/status.json", "/"} {
+		b.Run(path, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := http.Get(srv.URL + path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("GET %s = %d", path, resp.StatusCode)
+				}
+			}
+		})
+	}
 }

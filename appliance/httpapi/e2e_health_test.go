@@ -60,8 +60,8 @@ func TestHealthzDataFileSystemFull(t *testing.T) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(page), "degraded: data file system full") {
-		t.Errorf("status page on a full disk lacks %q:\n%.1500s", "degraded: data file system full", page)
+	if !strings.Contains(string(page), `<span class="word">Degraded</span><span class="reason">: data file system full`) {
+		t.Errorf("status page on a full disk lacks \"Degraded: data file system full\":\n%.1500s", page)
 	}
 	a := apptest.NewTerminal(t, srv.URL, cfg("shop", 1, 1, 2))
 	if _, err := a.SyncAll(true, ""); err == nil || !containsFold(err.Error(), "StoreUnavailable") {

@@ -14,9 +14,11 @@ import (
 )
 
 const (
-	pathUpdate = "/pos_multi_session_sync/update"
-	pathPing   = "/pos_longpolling/update"
-	pathPoll   = "/longpolling/poll"
+	pathUpdate     = "/pos_multi_session_sync/update"
+	pathPing       = "/pos_longpolling/update"
+	pathPoll       = "/longpolling/poll"
+	pathStatusJSON = "/status.json"
+	pathMetrics    = "/metrics"
 )
 
 func setCORS(ctx *fasthttp.RequestCtx) {
@@ -57,6 +59,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.statusPage(ctx)
 	case path == "/healthz":
 		s.health(ctx)
+	case path == pathStatusJSON:
+		s.statusJSON(ctx)
+	case path == pathMetrics:
+		s.metricsPage(ctx)
 	default:
 		s.writeError(ctx, nil, appliance.Errorf(appliance.ENOTFOUND, "no route %s %s (possync serves %s, %s and %s)", method, path, pathUpdate, pathPoll, pathPing))
 	}
@@ -154,6 +160,7 @@ func (s *Server) writeResult(ctx *fasthttp.RequestCtx, id, result []byte) {
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, id []byte, err error) {
 	code := appliance.ErrorCode(err)
 	msg := appliance.ErrorMessage(err)
+	s.noteError(ctx, code, msg)
 	switch code {
 	case appliance.EINVALID, appliance.ENOTFOUND:
 		s.log.Warn("rejected request", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", msg)
@@ -202,6 +209,7 @@ func (s *Server) tooLarge(ctx *fasthttp.RequestCtx, rest io.Reader) {
 	msg := fmt.Sprintf("request body is larger than the limit of %d bytes (http.max_body_bytes)", s.opts.MaxBodyBytes)
 	s.log.Warn("rejected request", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(),
 		"content_length", ctx.Request.Header.ContentLength(), "err", msg)
+	s.refused(ctx, ruleTooLarge, msg)
 	_, _ = io.CopyN(io.Discard, rest, drainCap)
 	ctx.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
 	ctx.SetContentType("application/json")

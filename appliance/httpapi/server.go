@@ -42,6 +42,15 @@ type Options struct {
 	Degraded func() error
 	// Info returns extra facts for the status page (e.g. box id, data dir).
 	Info func() map[string]string
+	// Storage reports the data partition and the store for the status page
+	// and /metrics (cmd feeds it from storage). Nil = not shown.
+	Storage func() StorageInfo
+	// Addresses reports the .local name and LAN addresses to type into
+	// Odoo (cmd feeds it from discovery). Nil = the listener's address.
+	Addresses func() Addresses
+	// OnlineWindow is how long a terminal counts as online after its last
+	// poll ended (default engine.OnlineWindow; tests shorten it).
+	OnlineWindow time.Duration
 }
 
 // Server is the HTTP front of an engine.
@@ -58,6 +67,8 @@ type Server struct {
 	served  chan error    // Serve's result, read by Close
 	failed  chan error    // the listener stopped for good (not by Close)
 	stop    chan struct{} // closed by Close: ends the poll watcher
+	metrics *serverMetrics
+	qr      qrCache
 }
 
 // New returns a Server for eng. It does no I/O.
@@ -92,9 +103,11 @@ func New(eng *engine.Engine, opts Options) *Server {
 		opts.Degraded = eng.StoreHealth
 	}
 	s := &Server{eng: eng, opts: opts, log: opts.Logger.With("component", "http"), limits: newRateLog(time.Minute)}
+	s.metrics = newServerMetrics(s)
+	eng.SetObserver(s.metrics)
 	s.watch = newPollWatch(max(opts.MaxPollsPerClient, 0), opts.PollWatchInterval, s.log, s.limits)
 	s.srv = &fasthttp.Server{
-		Handler:      s.handle,
+		Handler:      s.handleCounted,
 		ErrorHandler: s.handleReadError,
 		Name:         "possync",
 		// The listener refuses connections beyond MaxConns itself (with a
@@ -207,6 +220,12 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	if s.limits.allow("read_error", host) {
 		s.log.Warn("rejected request", "remote", host, "status", status, "err", msg)
 	}
+	rule := ruleUnread
+	if status == fasthttp.StatusRequestEntityTooLarge {
+		rule = ruleTooLarge
+	}
+	s.refused(ctx, rule, msg)
+	s.metrics.count(routeOther, outcomeRefused)
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(appendRPCError(nil, nil, appliance.EINVALID, msg))
@@ -222,3 +241,74 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 // defaultReadBufferSize is fasthttp's default Server.ReadBufferSize: the
 // largest request header read.
 const defaultReadBufferSize = 4096
+
+// reqErrKey is the user value under which writeError leaves the error code
+// of the request for handleCounted to count (set on error paths only).
+const reqErrKey = "possync.err"
+
+// handleCounted is the fasthttp handler: it routes through handle, then counts the
+// request by route and outcome for /metrics and records refusals as
+// warnings for the status page.
+func (s *Server) handleCounted(ctx *fasthttp.RequestCtx) {
+	s.handle(ctx)
+	route := routeOf(ctx)
+	outcome := outcomeOK
+	code, _ := ctx.UserValue(reqErrKey).(string)
+	switch status := ctx.Response.StatusCode(); {
+	case status == fasthttp.StatusRequestEntityTooLarge:
+		outcome = outcomeRefused // counted and recorded by tooLarge
+	case status == fasthttp.StatusMethodNotAllowed:
+		outcome = outcomeRefused
+		s.metrics.refuse(ruleMethod)
+	case code == appliance.ENOTFOUND:
+		outcome = outcomeRefused
+		s.metrics.refuse(ruleNoRoute)
+	case code == appliance.EINVALID:
+		outcome = outcomeRefused
+		s.metrics.refuse(ruleInvalid)
+	case code != "":
+		outcome = outcomeFailed
+	}
+	s.metrics.count(route, outcome)
+}
+
+// routeOf names the route of a request for possync_http_requests_total.
+func routeOf(ctx *fasthttp.RequestCtx) int {
+	if ctx.IsOptions() {
+		return routePreflight
+	}
+	switch string(ctx.Path()) {
+	case pathUpdate:
+		return routeUpdate
+	case pathPing:
+		return routePing
+	case pathPoll:
+		return routePoll
+	case "/", "/index.html":
+		return routeStatusPage
+	case pathStatusJSON:
+		return routeStatusJSON
+	case pathMetrics:
+		return routeMetrics
+	case "/healthz":
+		return routeHealth
+	}
+	return routeOther
+}
+
+// noteError is called by writeError: it counts the JSON-RPC error by code,
+// leaves the code for handleCounted and records refused requests as warnings.
+func (s *Server) noteError(ctx *fasthttp.RequestCtx, code, msg string) {
+	ctx.SetUserValue(reqErrKey, code)
+	s.metrics.rpcError(code)
+	if code == appliance.EINVALID || code == appliance.ENOTFOUND {
+		s.eng.Warn(engine.WarnRefused, remoteHost(ctx.RemoteAddr()), string(ctx.Method())+" "+string(ctx.Path())+": "+msg)
+	}
+}
+
+// refused counts a request refused before routing (rule) and records it as
+// a warning.
+func (s *Server) refused(ctx *fasthttp.RequestCtx, rule, msg string) {
+	s.metrics.refuse(rule)
+	s.eng.Warn(engine.WarnRefused, remoteHost(ctx.RemoteAddr()), msg)
+}

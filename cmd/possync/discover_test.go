@@ -63,7 +63,7 @@ func TestStartAdvertiserDisabled(t *testing.T) {
 	cfg := config.Default().Discovery
 	cfg.Enabled = false
 	start := time.Now()
-	stop := startAdvertiser(context.Background(), cfg, 8079, t.TempDir(), logger)
+	stop, _ := startAdvertiser(context.Background(), cfg, 8079, t.TempDir(), logger)
 	stop()
 	stop()
 	if d := time.Since(start); d > 100*time.Millisecond {

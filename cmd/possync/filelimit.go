@@ -23,9 +23,12 @@ func fileLimitProblem(maxConns int) string {
 	if uint64(maxConns)+fdReserve <= rl.Cur {
 		return ""
 	}
+	fix := fmt.Sprintf("raise the limit to at least %d (LimitNOFILE= in the unit, ulimit -n)", uint64(maxConns)+fdReserve)
+	if rl.Cur > fdReserve {
+		fix += fmt.Sprintf(" or lower http.max_conns to at most %d", rl.Cur-fdReserve)
+	}
 	return fmt.Sprintf("http.max_conns = %d does not fit this process's open-file limit of %d "+
-		"(possync needs about %d more for its own files); raise the limit (LimitNOFILE= in the unit, ulimit -n) "+
-		"or lower http.max_conns below %d", maxConns, rl.Cur, fdReserve, max(int(rl.Cur)-fdReserve, 0))
+		"(possync needs about %d more for its own files); %s", maxConns, rl.Cur, fdReserve, fix)
 }
 
 // warnFileLimit logs fileLimitProblem, if any.

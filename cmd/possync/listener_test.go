@@ -101,9 +101,19 @@ func TestAcceptRecoversFromFileLimit(t *testing.T) {
 		cn.Close()
 	}
 	waitFor(t, 15*time.Second, "/healthz answering 200 after the connections closed", func() bool { return healthzOK(c.url) })
-	if logs := c.logs.String(); !strings.Contains(logs, "accepting a connection failed; retrying") ||
-		!strings.Contains(logs, "too many open files") || !strings.Contains(logs, "accepting connections again") {
-		t.Errorf("logs do not tell about the failed accepts:\n%s", logs)
+	// The child's log reaches us through a pipe copied by a goroutine:
+	// give the last lines a moment to arrive.
+	told := func() bool {
+		logs := c.logs.String()
+		return strings.Contains(logs, "accepting a connection failed; retrying") &&
+			strings.Contains(logs, "too many open files") && strings.Contains(logs, "accepting connections again")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !told() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !told() {
+		t.Errorf("logs do not tell about the failed accepts:\n%s", c.logs.String())
 	}
 }
 

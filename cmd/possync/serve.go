@@ -91,6 +91,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer eng.Close()
 
+	addrs := &boxAddresses{listen: cfg.HTTP.Listen, interfaces: cfg.Discovery.Interfaces}
 	srv := httpapi.New(eng, httpapi.Options{
 		Addr:         cfg.HTTP.Listen,
 		Logger:       logger,
@@ -105,6 +106,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		MaxPollsPerClient: cmp.Or(cfg.Security.MaxPollsPerClient, -1),
 		Health:            func() error { return eng.Health(5 * time.Second) },
 		Info:              func() map[string]string { return map[string]string{"Data directory": dir} },
+		Storage:           storageInfo(store, logger),
+		Addresses:         addrs.get,
 	})
 	if err := srv.Open(); err != nil {
 		return err
@@ -118,7 +121,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Info("mDNS announcement off: listening on loopback only", "listen", srv.Addr().String())
 		disc.Enabled = false
 	}
-	stopAdvertiser := startAdvertiser(ctx, disc, srv.Port(), dir, logger)
+	stopAdvertiser, adv := startAdvertiser(ctx, disc, srv.Port(), dir, logger)
+	addrs.setAdvertiser(adv)
 	if _, err := sdNotify("READY=1\nSTATUS=serving on " + srv.Addr().String()); err != nil {
 		logger.Warn("sd_notify READY", "err", err)
 	}
