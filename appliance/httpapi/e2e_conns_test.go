@@ -25,6 +25,8 @@ type health struct {
 	Waiting  int    `json:"waiting_polls"`
 	Released int    `json:"polls_released_client_gone"`
 	Capped   int    `json:"polls_answered_client_cap"`
+	// IdleClosed counts idle connections closed to make room at the limit.
+	IdleClosed int `json:"idle_conns_closed"`
 }
 
 // getHealth fetches /healthz on a new connection; code is 0 when the

@@ -33,11 +33,17 @@ type listener struct {
 	limits  *rateLog
 	max     int64
 	refusal []byte // the whole HTTP response sent to refused connections
+	// refusedPreflight answers a refused CORS preflight: a preflight that
+	// is not 2xx fails as an opaque network error in the browser, so it is
+	// granted (not cached), and the request that follows gets the
+	// readable 503 refusal.
+	refusedPreflight []byte
 	linger  time.Duration
 
 	open     atomic.Int64 // connections handed to fasthttp and not yet closed
 	refusing atomic.Int64 // refusals being answered
 	refused  atomic.Uint64
+	idle     *idleSet // served connections, for closing an idle one at the limit (idle.go)
 
 	// failing is the accept error of the current failing run, nil while
 	// accepting works.
@@ -66,9 +72,12 @@ func newListener(ln net.Listener, max int, linger time.Duration, log *slog.Logge
 	body := appendRPCError(nil, nil, codeBusy, msg)
 	resp := fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nServer: possync\r\nConnection: close\r\n"+
 		"Access-Control-Allow-Origin: *\r\nContent-Type: application/json\r\nRetry-After: 5\r\nContent-Length: %d\r\n\r\n", len(body))
+	pre := "HTTP/1.1 204 No Content\r\nServer: possync\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n" +
+		"Access-Control-Allow-Methods: " + corsAllowMethods + "\r\nAccess-Control-Allow-Headers: " + corsAllowHeaders + "\r\n" +
+		"Access-Control-Allow-Private-Network: true\r\nContent-Length: 0\r\n\r\n"
 	return &listener{
-		Listener: ln, log: log, limits: limits, max: int64(max), refusal: append(resp, body...),
-		linger: linger, closed: make(chan struct{}),
+		Listener: ln, log: log, limits: limits, max: int64(max), refusal: append(resp, body...), refusedPreflight: []byte(pre),
+		linger: linger, closed: make(chan struct{}), idle: newIdleSet(),
 	}
 }
 
@@ -83,12 +92,14 @@ func (l *listener) Accept() (net.Conn, error) {
 				l.log.Warn("accepting connections again", "failed_for", time.Since(f.since).Round(time.Millisecond).String(), "err", f.err)
 			}
 			delay = 0
-			if l.open.Add(1) > l.max {
+			if l.open.Add(1) > l.max && !l.idle.evictOldest() {
 				l.open.Add(-1)
 				l.refuse(c)
 				continue
 			}
-			return &conn{Conn: c, l: l}, nil
+			cn := &conn{Conn: c, l: l}
+			l.idle.track(cn)
+			return cn, nil
 		}
 		if errors.Is(err, net.ErrClosed) {
 			return nil, err
@@ -176,8 +187,11 @@ func (l *listener) refuse(c net.Conn) {
 		// Answer after the request head arrived, as clients expect (Go's
 		// client drops an answer that comes before its request).
 		_ = c.SetDeadline(time.Now().Add(min(l.linger, 2*time.Second)))
-		readHead(c)
-		if _, err := c.Write(l.refusal); err != nil {
+		answer := l.refusal
+		if readHead(c) {
+			answer = l.refusedPreflight
+		}
+		if _, err := c.Write(answer); err != nil {
 			_ = c.Close()
 			return
 		}
@@ -186,19 +200,26 @@ func (l *listener) refuse(c net.Conn) {
 }
 
 // readHead reads from c until the end of an HTTP request head, an error
-// (the deadline) or 64 KiB.
-func readHead(c net.Conn) {
+// (the deadline) or 64 KiB, and reports whether the request is a CORS
+// preflight (OPTIONS).
+func readHead(c net.Conn) (options bool) {
 	var buf [4096 + 3]byte
 	kept := 0 // the last 3 bytes of the previous read, at buf[:kept]
+	first := true
 	for total := 0; total < 64<<10; {
 		n, err := c.Read(buf[kept:])
+		if first && n > 0 {
+			options = bytes.HasPrefix(buf[:n], []byte("OPTIONS "))
+			first = false
+		}
 		if bytes.Contains(buf[:kept+n], []byte("\r\n\r\n")) || err != nil {
-			return
+			return options
 		}
 		total += n
 		end := kept + n
 		kept = copy(buf[:], buf[max(end-3, 0):end])
 	}
+	return options
 }
 
 // conn is a connection served by fasthttp, counted by its listener.
@@ -207,6 +228,8 @@ type conn struct {
 	l         *listener
 	closeOnce sync.Once
 	linger    atomic.Bool
+	busy      atomic.Bool  // a request is being handled (idle.go)
+	idleSince atomic.Int64 // when it last became idle, l.idle's monotonic stamp
 }
 
 // lingerOnClose makes Close drain what the client still sends before it
@@ -223,6 +246,7 @@ func (c *conn) Close() error {
 		} else {
 			err = c.Conn.Close()
 		}
+		c.l.idle.untrack(c)
 		c.l.open.Add(-1)
 	})
 	return err

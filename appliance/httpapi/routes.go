@@ -25,13 +25,20 @@ func setCORS(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
 }
 
+// corsAllowMethods and corsAllowHeaders are granted to every preflight
+// (protocol.md §3.5, the reference nginx list).
+const (
+	corsAllowMethods = "GET, POST, OPTIONS"
+	corsAllowHeaders = "DNT,X-CustomHeader,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Content-Range,Range,X-Debug-Mode,X-Openerp-Session-Id"
+)
+
 // preflight answers OPTIONS as the reference nginx setup does (§3.5), plus
 // Chrome's Private Network Access opt-in for a LAN box called from a public
 // Odoo origin.
 func preflight(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
-	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "DNT,X-CustomHeader,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Content-Range,Range,X-Debug-Mode,X-Openerp-Session-Id")
+	h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+	h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 	h.Set("Access-Control-Max-Age", "1728000")
 	if string(ctx.Request.Header.Peek("Access-Control-Request-Private-Network")) == "true" {
 		h.Set("Access-Control-Allow-Private-Network", "true")

@@ -250,6 +250,10 @@ const reqErrKey = "possync.err"
 // request by route and outcome for /metrics and records refusals as
 // warnings for the status page.
 func (s *Server) handleCounted(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*conn); ok {
+		c.begin()
+		defer c.end()
+	}
 	s.handle(ctx)
 	route := routeOf(ctx)
 	outcome := outcomeOK
