@@ -155,9 +155,12 @@ type summary struct {
 // with s.mu held (or single-threaded during Open); O(orders), so the
 // commit path updates the summary incrementally instead.
 func (s *session) publishSummary() {
+	// Open orders are what a full sync_all of the current run lists
+	// (§4.3): drafts of this run. A draft stored in an ended run (written
+	// by a till still on it) is on no till of the current run.
 	var open int64
 	for _, o := range s.orders {
-		if o.state == appliance.StateDraft {
+		if o.state == appliance.StateDraft && o.run == s.runID {
 			open++
 		}
 	}

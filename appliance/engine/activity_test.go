@@ -173,3 +173,25 @@ func TestWarningsRing(t *testing.T) {
 		t.Errorf("a repeated warning = %+v, want one entry with count 2", got)
 	}
 }
+
+// Open orders are what a full sync_all of the current run lists: a draft
+// written in an ended run by a till still on it is on no till of the
+// current run, so the status page must not count it (found by a new-user
+// run of issue 9).
+func TestOpenOrdersAreThisRunsDrafts(t *testing.T) {
+	e := openEngine(t, memstore.New(), Options{})
+	call(t, e, "shop", 1, 2, syncAllMsg(1, 1, true))
+	call(t, e, "shop", 1, 2, orderMsg(1, "A", 1, 1, 1, "a1"))
+	call(t, e, "shop", 1, 2, syncAllMsg(2, 2, true)) // run 2 starts: A becomes unpaid
+	call(t, e, "shop", 1, 2, orderMsg(2, "B", 1, 1, 2, "b1"))
+	call(t, e, "shop", 1, 2, orderMsg(1, "C", 2, 1, 1, "c1")) // a till still on run 1
+	res := call(t, e, "shop", 1, 2, syncAllMsg(2, 2, true))
+	listed := len(res["data"].(map[string]any)["orders"].([]any))
+	st := e.Status(0)
+	if len(st.Sessions) != 1 || st.Sessions[0].OpenOrders != int64(listed) || listed != 1 {
+		t.Errorf("open orders = %+v, sync_all of run 2 lists %d; want both 1", st.Sessions, listed)
+	}
+	if got := e.Stats().DraftOrders; got != 1 {
+		t.Errorf("Stats().DraftOrders = %d, want 1", got)
+	}
+}

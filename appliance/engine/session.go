@@ -270,26 +270,29 @@ func (t *txn) commit(ctx context.Context) error {
 
 	s := t.s
 	s.persisted = true
+	newRun := s.runID != t.runID
 	s.orderID, s.runID = t.orderID, t.runID
-	var open, added int64
+	// Open orders (the status page) are this run's drafts; counted by
+	// difference, or recounted when the run changed.
+	isOpen := func(o *orderState) bool { return o.state == appliance.StateDraft && o.run == s.runID }
+	var open int64
 	for uid, o := range t.orders {
-		prev, ok := s.orders[uid]
-		switch {
-		case !ok:
-			added++
-		case prev.state == appliance.StateDraft:
+		if prev, ok := s.orders[uid]; ok && isOpen(prev) {
 			open--
 		}
-		if o.state == appliance.StateDraft {
+		if isOpen(o) {
 			open++
 		}
 		s.orders[uid] = o
 	}
-	s.sum.open.Add(open)
-	s.sum.orders.Add(added)
-	s.sum.runID.Store(s.runID)
-	s.sum.lastOrder.Store(s.orderID)
-	s.sum.shown.Store(true)
+	if newRun {
+		s.publishSummary()
+	} else {
+		s.sum.open.Add(open)
+		s.sum.orders.Store(int64(len(s.orders)))
+		s.sum.lastOrder.Store(s.orderID)
+		s.sum.shown.Store(true)
+	}
 	if t.from != nil {
 		delete(t.from.pos, t.movedPOS)
 	}
