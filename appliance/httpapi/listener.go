@@ -38,7 +38,7 @@ type listener struct {
 	// granted (not cached), and the request that follows gets the
 	// readable 503 refusal.
 	refusedPreflight []byte
-	linger  time.Duration
+	linger           time.Duration
 
 	open     atomic.Int64 // connections handed to fasthttp and not yet closed
 	refusing atomic.Int64 // refusals being answered
