@@ -40,6 +40,9 @@ type Options struct {
 	// (tlscert) kept in Dir/tls and a certificate for 127.0.0.1 and
 	// localhost.
 	TLS bool
+	// Host is the IP both listeners bind to ("" = 127.0.0.1); with TLS it
+	// joins the certificate's addresses.
+	Host string
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -92,10 +95,18 @@ func open(opts Options) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	var auto *tlscert.Auto
 	var tlsCfg *tls.Config
 	if opts.TLS {
-		auto, err = tlscert.NewAuto(tlscert.Dir(opts.Dir), "apptest", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+		ips := []net.IP{net.IPv4(127, 0, 0, 1)}
+		if ip := net.ParseIP(opts.Host); ip != nil {
+			ips = append(ips, ip)
+		}
+		auto, err = tlscert.NewAuto(tlscert.Dir(opts.Dir), "apptest", []string{"localhost"}, ips)
 		if err != nil {
 			eng.Close()
 			store.Close()
@@ -104,8 +115,8 @@ func open(opts Options) (*Server, error) {
 		tlsCfg = &tls.Config{GetCertificate: auto.GetCertificate}
 	}
 	srv := httpapi.New(eng, httpapi.Options{
-		Addr:      "127.0.0.1:0",
-		TLSAddr:   "127.0.0.1:0",
+		Addr:      net.JoinHostPort(host, "0"),
+		TLSAddr:   net.JoinHostPort(host, "0"),
 		TLSConfig: tlsCfg,
 		CACert: func() []byte {
 			if auto == nil {
