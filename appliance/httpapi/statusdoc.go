@@ -96,8 +96,8 @@ type totalsDoc struct {
 	LastBusID         uint64 `json:"last_bus_id"`
 }
 
-// buildStatus gathers the status document. host is the Host header the
-// page was requested with ("" = none).
+// buildStatus gathers the status document. host is the scheme and Host
+// header the page was requested with (pageOrigin; "" = none).
 func (s *Server) buildStatus(host string) statusDoc {
 	state, herr := s.healthState()
 	st := s.eng.Stats()
@@ -210,7 +210,7 @@ func (s *Server) urls(host string) []urlDoc {
 		add("http://"+net.JoinHostPort(ip.String(), strconv.Itoa(port)), "address")
 	}
 	if host != "" {
-		add("http://"+host, "page")
+		add(host, "page")
 	}
 	return out
 }

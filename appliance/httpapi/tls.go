@@ -55,3 +55,16 @@ func (s *Server) caCertPath() string {
 	}
 	return pathCACert
 }
+
+// pageOrigin is the scheme and host a request reached the box with, e.g.
+// "https://192.168.1.50:8443", or "" without a Host header.
+func pageOrigin(ctx *fasthttp.RequestCtx) string {
+	host := string(ctx.Host())
+	switch {
+	case host == "":
+		return ""
+	case ctx.IsTLS():
+		return "https://" + host
+	}
+	return "http://" + host
+}
