@@ -6,14 +6,18 @@ package apptest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	"possync/appliance/engine"
 	"possync/appliance/httpapi"
+	"possync/appliance/tlscert"
 	"possync/storage"
 )
 
@@ -32,12 +36,26 @@ type Options struct {
 	MaxConns          int
 	MaxPollsPerClient int
 	OnlineWindow      time.Duration // terminal online window on the status page; 0 = engine.OnlineWindow
+	// TLS serves HTTPS too, on another loopback port, with a local CA
+	// (tlscert) kept in Dir/tls and a certificate for 127.0.0.1 and
+	// localhost.
+	TLS bool
+	// Host is the IP both listeners bind to ("" = 127.0.0.1); with TLS it
+	// joins the certificate's addresses.
+	Host string
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
 // on a loopback port.
 type Server struct {
-	URL    string // e.g. "http://127.0.0.1:43567" (no trailing slash)
+	URL string // e.g. "http://127.0.0.1:43567" (no trailing slash)
+	// TLSURL is "https://127.0.0.1:<port>" with Options.TLS, else "".
+	TLSURL string
+	// CA is the local CA with Options.TLS (its Cert trusted by RootCAs).
+	CA      *tlscert.CA
+	RootCAs *x509.CertPool
+	// Cert re-issues the HTTPS certificate (tests of the hot swap).
+	Cert   *tlscert.Auto
 	Dir    string
 	Engine *engine.Engine
 
@@ -77,8 +95,35 @@ func open(opts Options) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	var auto *tlscert.Auto
+	var tlsCfg *tls.Config
+	if opts.TLS {
+		ips := []net.IP{net.IPv4(127, 0, 0, 1)}
+		if ip := net.ParseIP(opts.Host); ip != nil {
+			ips = append(ips, ip)
+		}
+		auto, err = tlscert.NewAuto(tlscert.Dir(opts.Dir), "apptest", []string{"localhost"}, ips)
+		if err != nil {
+			eng.Close()
+			store.Close()
+			return nil, err
+		}
+		tlsCfg = &tls.Config{GetCertificate: auto.GetCertificate}
+	}
 	srv := httpapi.New(eng, httpapi.Options{
-		Addr:              "127.0.0.1:0",
+		Addr:      net.JoinHostPort(host, "0"),
+		TLSAddr:   net.JoinHostPort(host, "0"),
+		TLSConfig: tlsCfg,
+		CACert: func() []byte {
+			if auto == nil {
+				return nil
+			}
+			return auto.CA().PEM
+		},
 		Logger:            opts.Logger,
 		PollHold:          opts.PollHold,
 		Replay:            opts.Replay,
@@ -100,7 +145,14 @@ func open(opts Options) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
-	return &Server{URL: fmt.Sprintf("http://%s", srv.Addr()), Dir: opts.Dir, Engine: eng, opts: opts, store: store, http: srv}, nil
+	s := &Server{URL: fmt.Sprintf("http://%s", srv.Addr()), Dir: opts.Dir, Engine: eng, opts: opts, store: store, http: srv}
+	if auto != nil {
+		s.TLSURL = fmt.Sprintf("https://%s", srv.TLSAddr())
+		s.CA, s.Cert = auto.CA(), auto
+		s.RootCAs = x509.NewCertPool()
+		s.RootCAs.AddCert(s.CA.Cert)
+	}
+	return s, nil
 }
 
 // Close stops the server cleanly (HTTP, engine, store). Idempotent.

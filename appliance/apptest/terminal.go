@@ -3,6 +3,8 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,6 +46,9 @@ type TerminalConfig struct {
 	// crosstab bus restores it from localStorage bus.<origin>.last, a key it
 	// shares with the main Odoo's bus (§3.1, §9.3-1); 0 = none.
 	Cursor int64
+	// RootCAs are the CAs trusted for an https:// server URL; nil = the
+	// system's.
+	RootCAs *x509.CertPool
 }
 
 // Terminal is a simulated Odoo 12 POS client: it sends JSON-RPC requests the
@@ -113,15 +118,16 @@ func NewTerminal(tb testing.TB, serverURL string, cfg TerminalConfig) *Terminal 
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	t := &Terminal{
-		tb:     tb,
-		cfg:    cfg,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8, MaxConnsPerHost: 0}},
-		ctx:    ctx,
-		stop:   stop,
-		notes:  make(chan Notification, cfg.Buffer),
-		url:    serverURL,
-		runID:  cfg.RunID,
-		last:   cfg.Cursor,
+		tb:  tb,
+		cfg: cfg,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8, MaxConnsPerHost: 0,
+			TLSClientConfig: &tls.Config{RootCAs: cfg.RootCAs}}},
+		ctx:   ctx,
+		stop:  stop,
+		notes: make(chan Notification, cfg.Buffer),
+		url:   serverURL,
+		runID: cfg.RunID,
+		last:  cfg.Cursor,
 	}
 	tb.Cleanup(t.close)
 	return t

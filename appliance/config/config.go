@@ -28,6 +28,7 @@ type Config struct {
 	Log       Log       `toml:"log"`
 	Discovery Discovery `toml:"discovery"`
 	Security  Security  `toml:"security"`
+	TLS       TLS       `toml:"tls"`
 }
 
 // HTTP configures the JSON-RPC and long-poll listener.
@@ -114,6 +115,7 @@ func Default() Config {
 			Interfaces: []string{},
 		},
 		Security: Security{MaxPollsPerClient: 32},
+		TLS:      DefaultTLS(),
 	}
 }
 

@@ -95,6 +95,8 @@ func (c *Config) Validate() error {
 		bad("security.max_polls_per_client", n, "must be from 0 (no limit) to 1048576")
 	}
 
+	errs = append(errs, c.TLS.validate(c.HTTP.Listen)...)
+
 	if len(errs) > 0 {
 		return errs
 	}

@@ -151,15 +151,25 @@ func BenchmarkPublishToWake(b *testing.B) { benchPublishToWake(b, 0) }
 // on their own connections, which the poll watcher peeks at every second.
 func BenchmarkPublishToWakeParked1000(b *testing.B) { benchPublishToWake(b, 1000) }
 
-func benchPublishToWake(b *testing.B, parked int) {
-	srv := newServer(b, apptest.Options{PollHold: 50 * time.Second, MaxPollsPerClient: -1})
+// BenchmarkPublishToWakeTLS is BenchmarkPublishToWake over HTTPS (the
+// poll and the PING on kept-alive TLS connections).
+func BenchmarkPublishToWakeTLS(b *testing.B) { benchPublishToWakeOn(b, 0, true) }
+
+func benchPublishToWake(b *testing.B, parked int) { benchPublishToWakeOn(b, parked, false) }
+
+func benchPublishToWakeOn(b *testing.B, parked int, overTLS bool) {
+	srv := newServer(b, apptest.Options{PollHold: 50 * time.Second, MaxPollsPerClient: -1, TLS: overTLS})
 	for i := range parked {
 		startPoll(b, srv.URL, nil, fmt.Sprintf(`["bench","pos.longpolling","%d"]`, 1000+i))
 	}
 	if parked > 0 {
 		waitHealth(b, srv.URL, 30*time.Second, "parked polls", func(h health, _ int) bool { return h.Waiting == parked })
 	}
-	a := apptest.NewTerminal(b, srv.URL, cfg("bench", 1, 1, 2))
+	url, c := srv.URL, cfg("bench", 1, 1, 2)
+	if overTLS {
+		url, c.RootCAs = srv.TLSURL, srv.RootCAs
+	}
+	a := apptest.NewTerminal(b, url, c)
 	a.StartPolling()
 	if _, err := a.Barrier(wait); err != nil {
 		b.Fatal(err)

@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -116,4 +118,54 @@ func dial(t *testing.T, addr string) net.Conn {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// Over HTTPS the served connection is a *tls.Conn around the listener's
+// own: a waiting TLS poll must count as busy too, and idle TLS sockets make
+// room for newcomers.
+func TestIdleTLSConnectionsMakeRoom(t *testing.T) {
+	t.Parallel()
+	const max = 4
+	srv := newServer(t, apptest.Options{TLS: true, PollHold: 50 * time.Second, MaxConns: max})
+	addr := strings.TrimPrefix(srv.TLSURL, "https://")
+	cfg := &tls.Config{RootCAs: srv.RootCAs}
+	poll, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { poll.Close() })
+	body := `{"jsonrpc":"2.0","method":"call","params":{"channels":["[\"db\",\"pos.multi_session\",\"1\"]"],"last":0,"options":{}},"id":1}`
+	fmt.Fprintf(poll, "POST /longpolling/poll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	waitTLSHealth(t, srv, func(st map[string]any) bool { return st["waiting_polls"].(float64) == 1 }, "the poll parked")
+	get := func() int {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return 0 // refused at the limit: closed without an answer
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		_ = c.SetReadDeadline(time.Time{})
+		return resp.StatusCode
+	}
+	for i := range max - 1 { // fill the limit with idle keep-alive sockets
+		if code := get(); code != 200 {
+			t.Fatalf("client %d below the limit = %d", i, code)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for i := range 6 {
+		if code := get(); code != 200 {
+			t.Fatalf("client %d at the limit = %d, want 200 (an idle TLS connection closed for it)", i, code)
+		}
+		time.Sleep(1100 * time.Millisecond) // the new one becomes the oldest idle next
+	}
+	waitTLSHealth(t, srv, func(st map[string]any) bool {
+		return st["waiting_polls"].(float64) == 1 && st["idle_conns_closed"].(float64) >= 6
+	}, "the TLS poll still waiting and 6 idle connections closed")
 }

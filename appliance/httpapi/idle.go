@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,4 +90,13 @@ func (c *conn) begin() { c.busy.Store(true) }
 func (c *conn) end() {
 	c.idleSince.Store(c.l.idle.stamp())
 	c.busy.Store(false)
+}
+
+// servedConn returns the listener's conn under c, looking through TLS.
+func servedConn(c net.Conn) (*conn, bool) {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
+	cn, ok := c.(*conn)
+	return cn, ok
 }

@@ -177,6 +177,10 @@ func (l *listener) refuse(c net.Conn) {
 		l.log.Warn("refused a connection: connection limit reached", "remote", host, "max_conns", l.max,
 			"refused_total", l.refused.Load())
 	}
+	if l.refusal == nil { // HTTPS: no plain-text answer to give
+		_ = c.Close()
+		return
+	}
 	if l.refusing.Add(1) > maxRefusing {
 		l.refusing.Add(-1)
 		_ = c.Close()

@@ -54,6 +54,9 @@ func newPollWatch(maxPerClient int, interval time.Duration, log *slog.Logger, li
 // call leave when the poll returns.
 func (w *pollWatch) park(client string, c net.Conn, cancel context.CancelFunc) *parkedPoll {
 	p := &parkedPoll{client: client, cancel: cancel}
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn() // *tls.Conn: watch the TCP connection under it
+	}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			p.raw = raw

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,16 @@ type Options struct {
 	// Addresses reports the .local name and LAN addresses to type into
 	// Odoo (cmd feeds it from discovery). Nil = the listener's address.
 	Addresses func() Addresses
+	// TLSAddr is the HTTPS listen address, served next to Addr when
+	// TLSConfig is set (default ":8443").
+	TLSAddr string
+	// TLSConfig serves HTTPS on TLSAddr; it must provide certificates
+	// (Certificates or GetCertificate, which may swap them while serving).
+	// Nil = plain HTTP only.
+	TLSConfig *tls.Config
+	// CACert returns the PEM certificate of the local CA served at
+	// GET /ca.crt, over HTTP and HTTPS (nil = no CA: 404).
+	CACert func() []byte
 	// OnlineWindow is how long a terminal counts as online after its last
 	// poll ended (default engine.OnlineWindow; tests shorten it).
 	OnlineWindow time.Duration
@@ -60,6 +71,7 @@ type Server struct {
 	log     *slog.Logger
 	srv     *fasthttp.Server
 	ln      *listener
+	tlsLn   *listener // nil without HTTPS
 	watch   *pollWatch
 	limits  *rateLog
 	started time.Time
@@ -102,6 +114,9 @@ func New(eng *engine.Engine, opts Options) *Server {
 	if opts.Degraded == nil {
 		opts.Degraded = eng.StoreHealth
 	}
+	if opts.TLSAddr == "" {
+		opts.TLSAddr = ":8443"
+	}
 	s := &Server{eng: eng, opts: opts, log: opts.Logger.With("component", "http"), limits: newRateLog(time.Minute)}
 	s.metrics = newServerMetrics(s)
 	eng.SetObserver(s.metrics)
@@ -135,31 +150,51 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.opts.Addr, err)
 	}
-	return s.serve(ln)
+	var tln net.Listener
+	if s.opts.TLSConfig != nil {
+		if tln, err = net.Listen("tcp", s.opts.TLSAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen https %s: %w", s.opts.TLSAddr, err)
+		}
+	}
+	return s.serve(ln, tln)
 }
 
-// serve serves on ln in the background.
-func (s *Server) serve(ln net.Listener) error {
+// serve serves on ln, and HTTPS on tln unless it is nil, in the
+// background.
+func (s *Server) serve(ln, tln net.Listener) error {
 	s.ln = newListener(ln, s.opts.MaxConns, s.opts.ReadTimeout, s.log, s.limits)
 	s.started = time.Now()
-	s.served = make(chan error, 1)
-	s.failed = make(chan error, 1)
+	s.served = make(chan error, 2)
+	s.failed = make(chan error, 2)
 	s.stop = make(chan struct{})
 	go s.watch.run(s.stop)
-	go func() {
-		err := s.srv.Serve(s.ln)
-		if !s.closed.Load() {
-			// fasthttp returns nil when it takes the error for a closed
-			// listener; either way nobody asked it to stop.
-			why := err
-			if why == nil {
-				why = errListenerGone
-			}
-			s.failed <- fmt.Errorf("http listener %s stopped: %w", ln.Addr(), why)
-		}
-		s.served <- err
-	}()
+	go s.serveOn(s.ln, s.ln)
+	if tln != nil {
+		// The TLS layer sits on top of the counting listener, so the
+		// connection limit, accept retries and lingering close cover
+		// HTTPS too; the poll watcher reaches the TCP conn via NetConn.
+		s.tlsLn = newListener(tln, s.opts.MaxConns, s.opts.ReadTimeout, s.log, s.limits)
+		s.tlsLn.refusal = nil // a plain-text answer means nothing to a TLS client
+		go s.serveOn(tls.NewListener(s.tlsLn, tlsConfig(s.opts.TLSConfig)), s.tlsLn)
+	}
 	return nil
+}
+
+// serveOn runs fasthttp on ln (whose base is the counting listener
+// base) and reports its end on served, and on failed unless Close asked.
+func (s *Server) serveOn(ln net.Listener, base *listener) {
+	err := s.srv.Serve(ln)
+	if !s.closed.Load() {
+		// fasthttp returns nil when it takes the error for a closed
+		// listener; either way nobody asked it to stop.
+		why := err
+		if why == nil {
+			why = errListenerGone
+		}
+		s.failed <- fmt.Errorf("http listener %s stopped: %w", base.Addr(), why)
+	}
+	s.served <- err
 }
 
 // errListenerGone stands for the nil fasthttp returns when its listener
@@ -174,6 +209,15 @@ func (s *Server) Failed() <-chan error { return s.failed }
 // Addr returns the bound address (after Open).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// TLSAddr returns the bound HTTPS address, or nil without HTTPS (after
+// Open).
+func (s *Server) TLSAddr() net.Addr {
+	if s.tlsLn == nil {
+		return nil
+	}
+	return s.tlsLn.Addr()
+}
+
 // Port returns the bound TCP port (after Open).
 func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 
@@ -186,8 +230,18 @@ func (s *Server) Close(ctx context.Context) error {
 	close(s.stop)
 	s.eng.StopPolls()
 	err := s.srv.ShutdownWithContext(ctx)
-	if serr := <-s.served; serr != nil && !errors.Is(serr, net.ErrClosed) && err == nil {
-		err = serr
+	// A Serve goroutine that had not yet registered its listener with
+	// fasthttp when Shutdown ran ends on its closed listener.
+	_ = s.ln.Close()
+	n := 1
+	if s.tlsLn != nil {
+		_ = s.tlsLn.Close()
+		n = 2
+	}
+	for range n {
+		if serr := <-s.served; serr != nil && !errors.Is(serr, net.ErrClosed) && err == nil {
+			err = serr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("shutdown http: %w", err)
@@ -250,7 +304,7 @@ const reqErrKey = "possync.err"
 // request by route and outcome for /metrics and records refusals as
 // warnings for the status page.
 func (s *Server) handleCounted(ctx *fasthttp.RequestCtx) {
-	if c, ok := ctx.Conn().(*conn); ok {
+	if c, ok := servedConn(ctx.Conn()); ok {
 		c.begin()
 		defer c.end()
 	}

@@ -55,6 +55,6 @@ func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	b = append(b, fmt.Sprintf(`,"uptime_seconds":%d,"sessions":%d,"waiting_polls":%d,"last_bus_id":%d`,
 		int(time.Since(s.started).Seconds()), st.Sessions, st.Bus.Waiting, st.Bus.Newest)...)
 	b = append(b, fmt.Sprintf(`,"open_conns":%d,"refused_conns":%d,"idle_conns_closed":%d,"polls_released_client_gone":%d,"polls_answered_client_cap":%d}`,
-		s.ln.open.Load(), s.ln.refused.Load(), s.ln.idle.evicted.Load(), released, evicted)...)
+		s.openConns(), s.refusedConns(), s.idleClosed(), released, evicted)...)
 	ctx.SetBody(b)
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"possync/appliance"
@@ -38,6 +39,7 @@ type statusDoc struct {
 	OnlineWindowSeconds int64             `json:"online_window_seconds"`
 	Disk                *diskDoc          `json:"disk"` // null when not known
 	URLs                []urlDoc          `json:"urls"`
+	CACert              string            `json:"ca_cert"` // "/ca.crt" when the box has a local CA, else ""
 	MultiSessions       []sessionDoc      `json:"multi_sessions"`
 	Unassigned          []terminalDoc     `json:"unassigned_terminals"`
 	Warnings            []warningDoc      `json:"warnings"`
@@ -94,8 +96,8 @@ type totalsDoc struct {
 	LastBusID         uint64 `json:"last_bus_id"`
 }
 
-// buildStatus gathers the status document. host is the Host header the
-// page was requested with ("" = none).
+// buildStatus gathers the status document. host is the scheme and Host
+// header the page was requested with (pageOrigin; "" = none).
 func (s *Server) buildStatus(host string) statusDoc {
 	state, herr := s.healthState()
 	st := s.eng.Stats()
@@ -107,6 +109,7 @@ func (s *Server) buildStatus(host string) statusDoc {
 		UptimeSeconds:       int64(time.Since(s.started).Seconds()),
 		OnlineWindowSeconds: int64(s.onlineWindow().Seconds()),
 		URLs:                s.urls(host),
+		CACert:              s.caCertPath(),
 		MultiSessions:       []sessionDoc{},
 		Unassigned:          []terminalDoc{},
 		Warnings:            []warningDoc{},
@@ -175,13 +178,20 @@ func (s *Server) onlineWindow() time.Duration {
 
 // urls lists what to type into Odoo's Sync Server field: the .local name,
 // then each LAN address, then the address this page was opened with when it
-// is none of those. TLS is not built in yet, so all are http.
+// is none of those; each over http and, when HTTPS is on, https.
 func (s *Server) urls(host string) []urlDoc {
 	port := s.Port()
 	var out []urlDoc
 	add := func(u, kind string) {
 		if !slices.ContainsFunc(out, func(x urlDoc) bool { return x.URL == u }) {
 			out = append(out, urlDoc{URL: u, Kind: kind})
+		}
+		if s.tlsLn == nil || kind == "page" {
+			return
+		}
+		h, _, _ := net.SplitHostPort(strings.TrimPrefix(u, "http://"))
+		if hs := "https://" + net.JoinHostPort(h, strconv.Itoa(s.tlsLn.Addr().(*net.TCPAddr).Port)); !slices.ContainsFunc(out, func(x urlDoc) bool { return x.URL == hs }) {
+			out = append(out, urlDoc{URL: hs, Kind: kind})
 		}
 	}
 	var a Addresses
@@ -200,7 +210,7 @@ func (s *Server) urls(host string) []urlDoc {
 		add("http://"+net.JoinHostPort(ip.String(), strconv.Itoa(port)), "address")
 	}
 	if host != "" {
-		add("http://"+host, "page")
+		add(host, "page")
 	}
 	return out
 }

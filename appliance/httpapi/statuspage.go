@@ -45,7 +45,7 @@ type pageData struct {
 }
 
 func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
-	doc := s.buildStatus(string(ctx.Host()))
+	doc := s.buildStatus(pageOrigin(ctx))
 	data := pageData{Doc: doc, CSS: template.CSS(statusCSS), JS: template.JS(statusJS)} //nolint:gosec // embedded constants
 	for _, u := range doc.URLs {
 		data.URLs = append(data.URLs, pageURL{URL: u.URL, Kind: u.Kind, QR: s.qr.svg(u.URL)})
@@ -61,7 +61,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) statusJSON(ctx *fasthttp.RequestCtx) {
-	b, err := json.Marshal(s.buildStatus(string(ctx.Host())))
+	b, err := json.Marshal(s.buildStatus(pageOrigin(ctx)))
 	if err != nil {
 		s.writeError(ctx, nil, fmt.Errorf("encode status: %w", err))
 		return

@@ -23,6 +23,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	if err := checkTLS(cfg); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("config %s: %w", *path, err)}
+	}
 	// A warning, not an error: the limit of the process running
 	// check-config (ExecStartPre) is the unit's, but a shell's may differ.
 	if p := fileLimitProblem(cfg.HTTP.MaxConns); p != "" {

@@ -2,6 +2,7 @@
 //
 //	possync serve [-config FILE] [-listen ADDR] [-data DIR] [-mdns=false]
 //	possync check-config -config FILE
+//	possync cert [-config FILE] [-out ca.crt]
 //	possync discover [-timeout 3s] [-json]
 //	possync simulate [-url http://127.0.0.1:8079] [-terminals 2]
 //	possync version

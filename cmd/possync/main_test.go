@@ -68,7 +68,7 @@ type childOptions struct {
 // startChildWith runs `possync serve` in a child process on a free port.
 func startChildWith(t testing.TB, o childOptions) *child {
 	t.Helper()
-	args := []string{"-test.run=^TestHelperProcess$", "--", "serve", "-listen", "127.0.0.1:0", "-data", o.dir, "-mdns=false"}
+	args := []string{"-test.run=^TestHelperProcess$", "--", "serve", "-listen", "127.0.0.1:0", "-data", o.dir, "-mdns=false", "-tls-listen", "127.0.0.1:0"}
 	if o.config != "" {
 		path := filepath.Join(t.TempDir(), "possync.toml")
 		if err := os.WriteFile(path, []byte(o.config), 0o600); err != nil {

@@ -11,10 +11,12 @@ import (
 const usage = `possync — Sync Server for Odoo 12 pos_multi_session terminals
 
 Usage:
-  possync serve [-config FILE] [-listen ADDR] [-data DIR] [-mdns=false]
+  possync serve [-config FILE] [-listen ADDR] [-tls-listen ADDR] [-data DIR] [-mdns=false]
                                    run the Sync Server (defaults: :8079, ./possync-data)
   possync check-config -config FILE
                                    validate a configuration file
+  possync cert [-config FILE] [-out ca.crt]
+                                   write the box's CA certificate (for tills) and print its SHA-256
   possync discover [-timeout 3s] [-json]
                                    find possync boxes on the LAN
   possync simulate [-url http://127.0.0.1:8079] [-terminals 2]
@@ -33,6 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
+	case "cert":
+		return runCert(args[1:], stdout, stderr)
 	case "discover":
 		return runDiscover(ctx, args[1:], stdout, stderr)
 	case "simulate":

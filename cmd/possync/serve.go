@@ -27,6 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	configPath := fs.String("config", "", "configuration file (TOML); without it the built-in defaults are used")
 	listen := fs.String("listen", "", "listen address, e.g. :8079 (overrides http.listen)")
 	dataDir := fs.String("data", "", "data directory (overrides storage.dir)")
+	tlsListen := fs.String("tls-listen", "", "HTTPS listen address, e.g. :8443; -tls-listen= turns HTTPS off (overrides tls.listen)")
 	mdns := fs.Bool("mdns", true, "announce the box over mDNS (overrides discovery.enabled)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
@@ -48,6 +49,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.HTTP.Listen = *listen
 		case "data":
 			cfg.Storage.Dir = *dataDir
+		case "tls-listen":
+			cfg.TLS.Listen = *tlsListen
 		case "mdns":
 			cfg.Discovery.Enabled = *mdns
 		}
@@ -92,6 +95,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer eng.Close()
 
 	addrs := &boxAddresses{listen: cfg.HTTP.Listen, interfaces: cfg.Discovery.Interfaces}
+	btls, err := openTLS(cfg, dir, addrs.announcedHost, logger)
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(eng, httpapi.Options{
 		Addr:         cfg.HTTP.Listen,
 		Logger:       logger,
@@ -108,11 +115,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Info:              func() map[string]string { return map[string]string{"Data directory": dir} },
 		Storage:           storageInfo(store, logger),
 		Addresses:         addrs.get,
+		TLSAddr:           cfg.TLS.Listen,
+		TLSConfig:         btls.tlsConfig(),
+		CACert:            btls.caPEM,
 	})
 	if err := srv.Open(); err != nil {
 		return err
 	}
-	logger.Info("possync serving", "listen", srv.Addr().String(), "data", dir, "version", appliance.Version, "commit", appliance.BuildCommit())
+	go btls.run(ctx)
+	logger.Info("possync serving", "listen", srv.Addr().String(), "https", addrString(srv.TLSAddr()), "data", dir, "version", appliance.Version, "commit", appliance.BuildCommit())
 
 	disc := cfg.Discovery
 	if disc.Enabled && loopbackOnly(srv.Addr()) {
