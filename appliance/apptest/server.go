@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -32,6 +33,19 @@ type Options struct {
 	MaxConns          int
 	MaxPollsPerClient int
 	OnlineWindow      time.Duration // terminal online window on the status page; 0 = engine.OnlineWindow
+	// Access rules and timeouts passed to httpapi.Options (zero = its
+	// defaults: private networks, any origin, 10s header and 30s read
+	// timeouts) and engine.Options (any database, default state bounds).
+	AllowedNetworks  []netip.Prefix
+	AllowedOrigins   []string
+	AllowedDatabases []string
+	HeaderTimeout    time.Duration
+	ReadTimeout      time.Duration
+	MaxDatabases     int
+	MaxMultiSessions int
+	MaxTerminals     int
+	// Addr is the listen address; "" = 127.0.0.1:0.
+	Addr string
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -72,13 +86,23 @@ func open(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng := engine.New(store, engine.Options{Logger: opts.Logger, PurgeInterval: -1, Now: opts.Now})
+	eng := engine.New(store, engine.Options{Logger: opts.Logger, PurgeInterval: -1, Now: opts.Now,
+		AllowedDatabases: opts.AllowedDatabases, MaxDatabases: opts.MaxDatabases,
+		MaxMultiSessions: opts.MaxMultiSessions, MaxTerminals: opts.MaxTerminals})
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
 	if err := eng.Open(context.Background()); err != nil {
 		store.Close()
 		return nil, err
 	}
 	srv := httpapi.New(eng, httpapi.Options{
-		Addr:              "127.0.0.1:0",
+		Addr:              addr,
+		AllowedNetworks:   opts.AllowedNetworks,
+		AllowedOrigins:    opts.AllowedOrigins,
+		HeaderTimeout:     opts.HeaderTimeout,
+		ReadTimeout:       opts.ReadTimeout,
 		Logger:            opts.Logger,
 		PollHold:          opts.PollHold,
 		Replay:            opts.Replay,

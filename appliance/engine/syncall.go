@@ -27,7 +27,10 @@ func (e *Engine) syncAll(ctx context.Context, r *request) (json.RawMessage, erro
 	e.counters.syncAll.Add(1)
 	e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 
-	s, from, unlock := e.lockSessions(r.key, &posID)
+	s, from, unlock, err := e.lockSessions(r.key, &posID)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	t := e.newTxn(s, from)
 	t.beginRun(r.run)

@@ -65,6 +65,9 @@ func (e *Engine) Update(ctx context.Context, params json.RawMessage) (json.RawMe
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkDB(r.key.DB); err != nil {
+		return nil, err
+	}
 	switch r.action {
 	case "update_order":
 		return e.updateOrder(ctx, r)
@@ -112,7 +115,10 @@ func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, 
 	if posID != 0 {
 		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 	}
-	s, _, unlock := e.lockSessions(r.key, nil)
+	s, _, unlock, err := e.lockSessions(r.key, nil)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	t := e.newTxn(s, nil)
 	t.beginRun(r.run)
