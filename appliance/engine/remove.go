@@ -30,16 +30,15 @@ func (e *Engine) removeOrder(ctx context.Context, r *request) (json.RawMessage, 
 		}
 	}
 	e.counters.removes.Add(1)
-	posID, _ := r.data.requiredInt("pos_id", pData)
-	if posID != 0 {
-		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
-	}
-
 	s, _, unlock, err := e.lockSessions(r.key, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	posID, _ := r.data.requiredInt("pos_id", pData)
+	if posID != 0 {
+		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
+	}
 	t := e.newTxn(s, nil)
 	t.beginRun(r.run)
 

@@ -111,15 +111,17 @@ func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, 
 	if err != nil {
 		return nil, err
 	}
-	posID, _ := r.data.requiredInt("pos_id", pData)
-	if posID != 0 {
-		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
-	}
 	s, _, unlock, err := e.lockSessions(r.key, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	// Activity is recorded once the multi-session is admitted, so refused
+	// requests do not fill the bounded activity table.
+	posID, _ := r.data.requiredInt("pos_id", pData)
+	if posID != 0 {
+		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
+	}
 	t := e.newTxn(s, nil)
 	t.beginRun(r.run)
 	res, accepted := t.storeOrder(r.msg, r.data, u, r.run)

@@ -40,11 +40,11 @@ type access struct {
 }
 
 func newAccess(nets []netip.Prefix, origins []string) *access {
-	a := &access{nets: nets}
-	if a.nets == nil {
-		a.nets = DefaultAllowedNetworks
+	if nets == nil {
+		nets = DefaultAllowedNetworks
 	}
-	for i, p := range a.nets {
+	a := &access{nets: make([]netip.Prefix, len(nets))} // a copy: never write the caller's (or the default) slice
+	for i, p := range nets {
 		a.nets[i] = p.Masked()
 	}
 	if len(origins) > 0 {

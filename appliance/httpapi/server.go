@@ -209,6 +209,9 @@ func (s *Server) Close(ctx context.Context) error {
 	close(s.stop)
 	s.eng.StopPolls()
 	err := s.srv.ShutdownWithContext(ctx)
+	// fasthttp closes only the listeners Serve has registered; a Close
+	// right after Open can come first, and Serve would then accept forever.
+	_ = s.ln.Close()
 	if serr := <-s.served; serr != nil && !errors.Is(serr, net.ErrClosed) && err == nil {
 		err = serr
 	}
