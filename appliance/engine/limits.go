@@ -53,7 +53,12 @@ func (e *Engine) Databases() []string {
 }
 
 // AllowedDatabases returns security.allowed_databases (nil = any).
-func (e *Engine) AllowedDatabases() []string { return slices.Clone(e.opts.AllowedDatabases) }
+func (e *Engine) AllowedDatabases() []string {
+	if len(e.opts.AllowedDatabases) == 0 {
+		return nil
+	}
+	return slices.Clone(e.opts.AllowedDatabases)
+}
 
 // checkDB refuses a database not in Options.AllowedDatabases (when set).
 func (e *Engine) checkDB(db string) error {
