@@ -12,6 +12,8 @@ const (
 	ENOTFOUND    = "not_found"   // no such route or record
 	EUNAVAILABLE = "unavailable" // the store cannot take the write (disk full, closed); nothing was applied
 	EINTERNAL    = "internal"    // a bug
+	EFORBIDDEN   = "forbidden"   // refused by an access rule (security.allowed_*): HTTP 403
+	ELIMIT       = "limit"       // refused because the box tracks as much state as it may (security.max_*); nothing was stored
 )
 
 // ErrNotFound is returned by Store.Order when no record exists.

@@ -9,6 +9,7 @@
 #   1. gofmt + go vet
 #   2. go test -race ./...            unit, end-to-end HTTP, kill -9 restart tests
 #   3. discovery integration          real mDNS peers in two network namespaces
+#      access control (netns)         a client at 198.51.100.2 refused, one at 192.168.77.2 served
 #      real browser                   headless Chromium drives the API cross-origin (CORS) and
 #                                     watches the status page; screenshots in out/test-artifacts/
 #   4. systemd unit checks            systemd-analyze verify + security exposure
@@ -66,6 +67,7 @@ full)
 	step "gofmt + go vet" fmt_vet
 	step "go test -race ./..." unit
 	step "discovery integration (netns)" go test -count=1 -tags integration ./discovery/...
+	step "access control (netns: public address refused, LAN served)" go test -count=1 -tags integration -run Netns -v ./appliance/httpapi/
 	export POSSYNC_ARTIFACTS="${POSSYNC_ARTIFACTS:-$PWD/out/test-artifacts}"
 	step "real browser (chromium: CORS, status page)" go test -count=1 -tags integration -run Browser -v ./appliance/httpapi/
 	step "systemd unit checks" build/check-unit.sh

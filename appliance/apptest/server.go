@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -43,6 +44,19 @@ type Options struct {
 	// Host is the IP both listeners bind to ("" = 127.0.0.1); with TLS it
 	// joins the certificate's addresses.
 	Host string
+	// Access rules and timeouts passed to httpapi.Options (zero = its
+	// defaults: private networks, any origin, 10s header and 30s read
+	// timeouts) and engine.Options (any database, default state bounds).
+	AllowedNetworks  []netip.Prefix
+	AllowedOrigins   []string
+	AllowedDatabases []string
+	HeaderTimeout    time.Duration
+	ReadTimeout      time.Duration
+	MaxDatabases     int
+	MaxMultiSessions int
+	MaxTerminals     int
+	// Addr is the plain HTTP listen address; "" = Host:0.
+	Addr string
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -90,7 +104,9 @@ func open(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng := engine.New(store, engine.Options{Logger: opts.Logger, PurgeInterval: -1, Now: opts.Now})
+	eng := engine.New(store, engine.Options{Logger: opts.Logger, PurgeInterval: -1, Now: opts.Now,
+		AllowedDatabases: opts.AllowedDatabases, MaxDatabases: opts.MaxDatabases,
+		MaxMultiSessions: opts.MaxMultiSessions, MaxTerminals: opts.MaxTerminals})
 	if err := eng.Open(context.Background()); err != nil {
 		store.Close()
 		return nil, err
@@ -98,6 +114,10 @@ func open(opts Options) (*Server, error) {
 	host := opts.Host
 	if host == "" {
 		host = "127.0.0.1"
+	}
+	addr := opts.Addr
+	if addr == "" {
+		addr = net.JoinHostPort(host, "0")
 	}
 	var auto *tlscert.Auto
 	var tlsCfg *tls.Config
@@ -115,7 +135,7 @@ func open(opts Options) (*Server, error) {
 		tlsCfg = &tls.Config{GetCertificate: auto.GetCertificate}
 	}
 	srv := httpapi.New(eng, httpapi.Options{
-		Addr:      net.JoinHostPort(host, "0"),
+		Addr:      addr,
 		TLSAddr:   net.JoinHostPort(host, "0"),
 		TLSConfig: tlsCfg,
 		CACert: func() []byte {
@@ -124,6 +144,10 @@ func open(opts Options) (*Server, error) {
 			}
 			return auto.CA().PEM
 		},
+		AllowedNetworks:   opts.AllowedNetworks,
+		AllowedOrigins:    opts.AllowedOrigins,
+		HeaderTimeout:     opts.HeaderTimeout,
+		ReadTimeout:       opts.ReadTimeout,
 		Logger:            opts.Logger,
 		PollHold:          opts.PollHold,
 		Replay:            opts.Replay,

@@ -36,10 +36,13 @@ type HTTP struct {
 	Listen       string   `toml:"listen"`         // host:port; ":8079" = every address
 	MaxBodyBytes int      `toml:"max_body_bytes"` // larger request bodies get HTTP 413
 	PollHold     Duration `toml:"poll_hold"`      // longest a /longpolling/poll waits before answering []
-	ReadTimeout  Duration `toml:"read_timeout"`   // time to read one request
-	WriteTimeout Duration `toml:"write_timeout"`  // time to write one response
-	IdleTimeout  Duration `toml:"idle_timeout"`   // keep-alive connections idle longer are closed
-	MaxConns     int      `toml:"max_conns"`      // concurrent connections (each waiting poll holds one)
+	ReadTimeout  Duration `toml:"read_timeout"`   // time to read one request body
+	// HeaderTimeout is the time to read a request head from its first
+	// byte: a client sending its headers slowly (slow-loris) is cut off.
+	HeaderTimeout Duration `toml:"header_timeout"`
+	WriteTimeout  Duration `toml:"write_timeout"` // time to write one response
+	IdleTimeout   Duration `toml:"idle_timeout"`  // keep-alive connections idle longer are closed
+	MaxConns      int      `toml:"max_conns"`     // concurrent connections (each waiting poll holds one)
 }
 
 // Storage configures the Badger store.
@@ -75,8 +78,23 @@ type Discovery struct {
 	Interfaces []string `toml:"interfaces"` // [] = all up, multicast-capable, non-loopback interfaces
 }
 
-// Security configures limits that keep one client from starving others.
+// Security configures who is served and the limits that keep one client
+// from starving others or exhausting the box.
 type Security struct {
+	// AllowedNetworks are the CIDR ranges clients may connect from; others
+	// get HTTP 403. Default: loopback, RFC 1918, link-local, IPv6 ULA.
+	AllowedNetworks []string `toml:"allowed_networks"`
+	// AllowedOrigins are the browser origins (scheme://host[:port]) served;
+	// empty = any. A request or preflight from another Origin gets 403.
+	AllowedOrigins []string `toml:"allowed_origins"`
+	// AllowedDatabases are the Odoo database names served; empty = any.
+	AllowedDatabases []string `toml:"allowed_databases"`
+	// MaxDatabases, MaxMultiSessions and MaxTerminals bound the state the
+	// box tracks; a request that would add one more is refused.
+	MaxDatabases     int `toml:"max_databases"`
+	MaxMultiSessions int `toml:"max_multi_sessions"`
+	MaxTerminals     int `toml:"max_terminals"`
+
 	// MaxPollsPerClient caps the waiting long-polls of one client address;
 	// a new poll beyond it answers that address's oldest waiting poll with
 	// [] at once. 0 = no limit.
@@ -87,13 +105,14 @@ type Security struct {
 func Default() Config {
 	return Config{
 		HTTP: HTTP{
-			Listen:       ":8079",
-			MaxBodyBytes: 8 << 20,
-			PollHold:     Duration(50 * time.Second),
-			ReadTimeout:  Duration(30 * time.Second),
-			WriteTimeout: Duration(30 * time.Second),
-			IdleTimeout:  Duration(120 * time.Second),
-			MaxConns:     4096,
+			Listen:        ":8079",
+			MaxBodyBytes:  8 << 20,
+			PollHold:      Duration(50 * time.Second),
+			ReadTimeout:   Duration(30 * time.Second),
+			HeaderTimeout: Duration(10 * time.Second),
+			WriteTimeout:  Duration(30 * time.Second),
+			IdleTimeout:   Duration(120 * time.Second),
+			MaxConns:      4096,
 		},
 		Storage: Storage{
 			Dir:        "./possync-data",
@@ -114,9 +133,25 @@ func Default() Config {
 			Hostname:   "possync",
 			Interfaces: []string{},
 		},
-		Security: Security{MaxPollsPerClient: 32},
-		TLS:      DefaultTLS(),
+		Security: Security{
+			AllowedNetworks:   DefaultAllowedNetworks(),
+			AllowedOrigins:    []string{},
+			AllowedDatabases:  []string{},
+			MaxDatabases:      16,
+			MaxMultiSessions:  256,
+			MaxTerminals:      1024,
+			MaxPollsPerClient: 32,
+		},
+		TLS: DefaultTLS(),
 	}
+}
+
+// DefaultAllowedNetworks returns the networks served by default: loopback,
+// RFC 1918, link-local (169.254/16, fe80::/10) and IPv6 unique-local
+// (fc00::/7) — a shop's LAN, never the internet.
+func DefaultAllowedNetworks() []string {
+	return []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+		"169.254.0.0/16", "fe80::/10", "fc00::/7"}
 }
 
 // Parse decodes TOML from r over the defaults and validates the result.

@@ -19,6 +19,28 @@ func TestExampleMatchesDefault(t *testing.T) {
 	}
 }
 
+// TestExampleListsEveryKey: the example documents every key (decoding it
+// over Default alone would not notice a missing one).
+func TestExampleListsEveryKey(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/possync.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for k := range knownKeys {
+		table, leaf, ok := strings.Cut(k, ".")
+		if !ok {
+			if !strings.Contains(text, "\n["+table+"]\n") {
+				t.Errorf("example lacks table [%s]", table)
+			}
+			continue
+		}
+		if !strings.Contains(text, "\n"+leaf+" = ") {
+			t.Errorf("example lacks key %s", k)
+		}
+	}
+}
+
 func TestEmptyIsDefault(t *testing.T) {
 	cfg, err := Parse(strings.NewReader(""), "empty")
 	if err != nil {
@@ -78,6 +100,13 @@ func TestParseErrorsNameKeys(t *testing.T) {
 		{"bad level", "[log]\nlevel = \"loud\"\n", []string{"log.level = \"loud\""}},
 		{"bad hostname", "[discovery]\nhostname = \"pos.sync\"\n", []string{"discovery.hostname = \"pos.sync\""}},
 		{"negative poll cap", "[security]\nmax_polls_per_client = -1\n", []string{"security.max_polls_per_client = -1", "0 (no limit)"}},
+		{"bad network", "[security]\nallowed_networks = [\"10.0.0.0/8\", \"192.168.1.5\"]\n", []string{"security.allowed_networks[1] = \"192.168.1.5\"", "CIDR"}},
+		{"no network", "[security]\nallowed_networks = []\n", []string{"security.allowed_networks", "0.0.0.0/0"}},
+		{"origin with path", "[security]\nallowed_origins = [\"https://shop.example.com/pos/web\"]\n", []string{"security.allowed_origins[0]", "without a path"}},
+		{"origin without scheme", "[security]\nallowed_origins = [\"shop.example.com\"]\n", []string{"security.allowed_origins[0]"}},
+		{"empty database", "[security]\nallowed_databases = [\"\"]\n", []string{"security.allowed_databases[0]"}},
+		{"zero databases", "[security]\nmax_databases = 0\n", []string{"security.max_databases = 0", "from 1"}},
+		{"header timeout above read", "[http]\nheader_timeout = \"40s\"\n", []string{"http.header_timeout = \"40s\"", "read_timeout"}},
 
 		{"syntax", "[http\n", []string{"line 2", "table name"}},
 		{"several", "[http]\nlisten = \"x\"\nmax_conns = 1\n[log]\nformat = \"xml\"\n", []string{"http.listen", "http.max_conns = 1", "log.format = \"xml\""}},

@@ -2,6 +2,8 @@ package config
 
 import (
 	"net"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +39,9 @@ func (c *Config) Validate() error {
 		if f.d.D() < time.Second || f.d.D() > time.Hour {
 			bad(f.name, f.d, "must be from 1s to 1h")
 		}
+	}
+	if d := c.HTTP.HeaderTimeout.D(); d < time.Second || d > c.HTTP.ReadTimeout.D() {
+		bad("http.header_timeout", c.HTTP.HeaderTimeout, "must be from 1s up to http.read_timeout")
 	}
 	if c.HTTP.MaxConns < 16 || c.HTTP.MaxConns > 1<<20 {
 		bad("http.max_conns", c.HTTP.MaxConns, "must be from 16 to 1048576")
@@ -95,12 +100,64 @@ func (c *Config) Validate() error {
 		bad("security.max_polls_per_client", n, "must be from 0 (no limit) to 1048576")
 	}
 
+	if len(c.Security.AllowedNetworks) == 0 {
+		bad("security.allowed_networks", c.Security.AllowedNetworks, `must list at least one network; ["0.0.0.0/0", "::/0"] serves every address`)
+	}
+	for i, n := range c.Security.AllowedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad("security.allowed_networks["+strconv.Itoa(i)+"]", n, `must be a CIDR range such as "192.168.1.0/24" or "fd00::/8"`)
+		}
+	}
+	for i, o := range c.Security.AllowedOrigins {
+		if !validOrigin(o) {
+			bad("security.allowed_origins["+strconv.Itoa(i)+"]", o, `must be an origin: scheme://host[:port] without a path, e.g. "https://shop.example.com" (or "null")`)
+		}
+	}
+	for i, db := range c.Security.AllowedDatabases {
+		if db == "" {
+			bad("security.allowed_databases["+strconv.Itoa(i)+"]", db, "must name an Odoo database")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"security.max_databases", c.Security.MaxDatabases}, {"security.max_multi_sessions", c.Security.MaxMultiSessions}, {"security.max_terminals", c.Security.MaxTerminals}} {
+		if f.n < 1 || f.n > 1<<20 {
+			bad(f.name, f.n, "must be from 1 to 1048576")
+		}
+	}
+
 	errs = append(errs, c.TLS.validate(c.HTTP.Listen)...)
 
 	if len(errs) > 0 {
 		return errs
 	}
 	return nil
+}
+
+// ParsedNetworks returns security.allowed_networks as prefixes; entries
+// that do not parse are skipped (Validate reports them).
+func (s Security) ParsedNetworks() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(s.AllowedNetworks))
+	for _, n := range s.AllowedNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// validOrigin reports whether o is a browser origin: http or https, a
+// host, no user, path, query or fragment; or the literal "null".
+func validOrigin(o string) bool {
+	if o == "null" {
+		return true
+	}
+	u, err := url.Parse(strings.TrimSuffix(o, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	return u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
 }
 
 func validLabel(s string) bool {

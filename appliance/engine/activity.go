@@ -34,13 +34,20 @@ type terminal struct {
 // update and poll paths never wait on Engine.mu or a session for it.
 type terminals struct {
 	// mu guards the fields that follow. It is a leaf lock.
-	mu sync.Mutex
-	m  map[appliance.POSKey]*terminal
+	mu  sync.Mutex
+	m   map[appliance.POSKey]*terminal
+	max int // most entries; beyond it new POSes are not tracked (status only)
 }
 
+// get returns the entry of k, creating it, or nil when the table holds its
+// limit of entries and k is not among them: a poll may name channels of
+// made-up POSes, and the status table must not grow without bound.
 func (ts *terminals) get(k appliance.POSKey) *terminal {
 	t := ts.m[k]
 	if t == nil {
+		if ts.max > 0 && len(ts.m) >= ts.max {
+			return nil
+		}
 		t = &terminal{}
 		ts.m[k] = t
 	}
@@ -53,6 +60,10 @@ func (e *Engine) seen(k appliance.POSKey, session, user int64) {
 	now := time.Now()
 	e.terms.mu.Lock()
 	t := e.terms.get(k)
+	if t == nil {
+		e.terms.mu.Unlock()
+		return
+	}
 	t.lastUpdate = now
 	if session != 0 {
 		t.session = session
@@ -118,6 +129,9 @@ func (e *Engine) pollStarted(keys []appliance.POSKey) {
 	e.terms.mu.Lock()
 	for _, k := range keys {
 		t := e.terms.get(k)
+		if t == nil {
+			continue
+		}
 		t.polling++
 		t.lastPoll = now
 	}
@@ -132,6 +146,9 @@ func (e *Engine) pollEnded(keys []appliance.POSKey) {
 	e.terms.mu.Lock()
 	for _, k := range keys {
 		t := e.terms.get(k)
+		if t == nil {
+			continue
+		}
 		if t.polling > 0 {
 			t.polling--
 		}

@@ -20,6 +20,16 @@ type Options struct {
 	PurgeInterval   time.Duration // retention period; 0 = default 1m, <0 = off (tests)
 	Now             func() time.Time
 	MaxPollChannels int // channels accepted in one poll (default 256)
+	// MaxDatabases, MaxMultiSessions and MaxTerminals bound the state the
+	// engine tracks (0 = DefaultMax…): a request that would create one more
+	// is refused with an ELIMIT error naming the limit, and nothing is
+	// stored. State loaded at Open is kept even beyond them.
+	MaxDatabases     int
+	MaxMultiSessions int
+	MaxTerminals     int
+	// AllowedDatabases lists the database names served (empty = any);
+	// updates, pings and polls naming another get an EFORBIDDEN error.
+	AllowedDatabases []string
 }
 
 // Engine is the Sync Server's protocol logic. Create with New, then Open.
@@ -31,9 +41,13 @@ type Engine struct {
 
 	// mu guards the fields that follow. Session locks may be held while
 	// taking mu, never the reverse.
-	mu       sync.Mutex
-	sessions map[appliance.SessionKey]*session
-	posOwner map[appliance.POSKey]int64 // POS → multi-session id owning its row
+	mu         sync.Mutex
+	sessions   map[appliance.SessionKey]*session
+	dbs        map[string]int             // database → its sessions in e.sessions
+	posOwner   map[appliance.POSKey]int64 // POS → multi-session id owning its row
+	posPending int                        // new POS rows reserved by commits in flight
+
+	allowedDBs map[string]bool // nil = any database
 
 	terms    terminals // per-POS activity for the status page (own leaf lock)
 	warnings warnings  // recent warnings (own leaf lock)
@@ -68,13 +82,25 @@ func New(store appliance.Store, opts Options) *Engine {
 	if opts.MaxPollChannels <= 0 {
 		opts.MaxPollChannels = 256
 	}
+	opts.MaxDatabases = cmp.Or(max(opts.MaxDatabases, 0), DefaultMaxDatabases)
+	opts.MaxMultiSessions = cmp.Or(max(opts.MaxMultiSessions, 0), DefaultMaxMultiSessions)
+	opts.MaxTerminals = cmp.Or(max(opts.MaxTerminals, 0), DefaultMaxTerminals)
+	var allowed map[string]bool
+	if len(opts.AllowedDatabases) > 0 {
+		allowed = make(map[string]bool, len(opts.AllowedDatabases))
+		for _, db := range opts.AllowedDatabases {
+			allowed[db] = true
+		}
+	}
 	return &Engine{
-		store:    store,
-		opts:     opts,
-		log:      opts.Logger.With("component", "engine"),
-		sessions: make(map[appliance.SessionKey]*session),
-		posOwner: make(map[appliance.POSKey]int64),
-		terms:    terminals{m: make(map[appliance.POSKey]*terminal)},
+		allowedDBs: allowed,
+		dbs:        make(map[string]int),
+		store:      store,
+		opts:       opts,
+		log:        opts.Logger.With("component", "engine"),
+		sessions:   make(map[appliance.SessionKey]*session),
+		posOwner:   make(map[appliance.POSKey]int64),
+		terms:      terminals{m: make(map[appliance.POSKey]*terminal), max: opts.MaxTerminals},
 	}
 }
 
@@ -131,6 +157,7 @@ func (e *Engine) sessionLocked(key appliance.SessionKey) *session {
 	if s == nil {
 		s = newSession(key)
 		e.sessions[key] = s
+		e.dbs[key.DB]++
 	}
 	return s
 }
@@ -213,10 +240,15 @@ func (e *Engine) Stats() Stats {
 // row belongs to another multi-session of the same database, that session
 // too (in key order, so two moves cannot deadlock). It returns the locked
 // session, the POS's current owner (nil if none or the same) and an unlock
-// function.
-func (e *Engine) lockSessions(key appliance.SessionKey, movePOS *int64) (s, from *session, unlock func()) {
+// function, or an ELIMIT error when key is new and the engine tracks its
+// limit of databases or multi-sessions (nothing is created then).
+func (e *Engine) lockSessions(key appliance.SessionKey, movePOS *int64) (s, from *session, unlock func(), err error) {
 	for {
 		e.mu.Lock()
+		if err := e.admitSessionLocked(key); err != nil {
+			e.mu.Unlock()
+			return nil, nil, nil, err
+		}
 		s = e.sessionLocked(key)
 		from = nil
 		var owner int64
@@ -252,7 +284,7 @@ func (e *Engine) lockSessions(key appliance.SessionKey, movePOS *int64) (s, from
 				if from != nil {
 					from.mu.Unlock()
 				}
-			}
+			}, nil
 		}
 		s.mu.Unlock()
 		if from != nil {

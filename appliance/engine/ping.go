@@ -27,6 +27,12 @@ func (e *Engine) Ping(ctx context.Context, params json.RawMessage) (json.RawMess
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkDB(db); err != nil {
+		return nil, err
+	}
+	if err := e.admitDB(db); err != nil {
+		return nil, err
+	}
 	e.counters.pings.Add(1)
 	e.seen(appliance.POSKey{DB: db, ID: posID}, 0, 0)
 	bc := &appliance.Broadcast{At: e.opts.Now(), Prefix: []byte(`"PONG"`),
@@ -86,6 +92,9 @@ func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 	}
 	if len(pp.Channels) > e.opts.MaxPollChannels {
 		return pp, invalid("params.channels has %d channels; at most %d are allowed", len(pp.Channels), e.opts.MaxPollChannels)
+	}
+	if err := e.checkChannels(pp.Channels); err != nil {
+		return pp, err
 	}
 	lastRaw := p.field("last")
 	if lastRaw == nil {

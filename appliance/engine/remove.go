@@ -30,13 +30,15 @@ func (e *Engine) removeOrder(ctx context.Context, r *request) (json.RawMessage, 
 		}
 	}
 	e.counters.removes.Add(1)
+	s, _, unlock, err := e.lockSessions(r.key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	posID, _ := r.data.requiredInt("pos_id", pData)
 	if posID != 0 {
 		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 	}
-
-	s, _, unlock := e.lockSessions(r.key, nil)
-	defer unlock()
 	t := e.newTxn(s, nil)
 	t.beginRun(r.run)
 
@@ -133,7 +135,10 @@ func parseOrderData(raw json.RawMessage, uid string) (*paidOffline, error) {
 // of the multi-session and answers 1 (§4.5).
 func (e *Engine) relay(ctx context.Context, r *request) (json.RawMessage, error) {
 	e.counters.relays.Add(1)
-	s, _, unlock := e.lockSessions(r.key, nil)
+	s, _, unlock, err := e.lockSessions(r.key, nil)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	t := e.newTxn(s, nil)
 	t.beginRun(r.run)

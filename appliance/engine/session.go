@@ -248,6 +248,17 @@ func (t *txn) commit(ctx context.Context) error {
 		b.Orders = append(b.Orders, appliance.OrderRecord{Key: appliance.OrderKey{Session: key, UID: uid},
 			Revision: o.rev, Nonce: o.nonce, State: o.state, Run: o.run, Updated: o.updated, Message: o.msg})
 	}
+	if len(b.POS) > 0 {
+		ids := make([]int64, len(b.POS))
+		for i, p := range b.POS {
+			ids[i] = p.Key.ID
+		}
+		release, err := t.e.reservePOS(key.DB, ids)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	n := 0
 	for _, bc := range t.bcasts {
 		n += len(bc.Targets)

@@ -25,10 +25,12 @@ func (e *Engine) syncAll(ctx context.Context, r *request) (json.RawMessage, erro
 		_ = json.Unmarshal(uidRaw, &uid)
 	}
 	e.counters.syncAll.Add(1)
-	e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
-
-	s, from, unlock := e.lockSessions(r.key, &posID)
+	s, from, unlock, err := e.lockSessions(r.key, &posID)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
+	e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 	t := e.newTxn(s, from)
 	t.beginRun(r.run)
 

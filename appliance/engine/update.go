@@ -65,6 +65,9 @@ func (e *Engine) Update(ctx context.Context, params json.RawMessage) (json.RawMe
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkDB(r.key.DB); err != nil {
+		return nil, err
+	}
 	switch r.action {
 	case "update_order":
 		return e.updateOrder(ctx, r)
@@ -108,12 +111,17 @@ func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, 
 	if err != nil {
 		return nil, err
 	}
+	s, _, unlock, err := e.lockSessions(r.key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Activity is recorded once the multi-session is admitted, so refused
+	// requests do not fill the bounded activity table.
 	posID, _ := r.data.requiredInt("pos_id", pData)
 	if posID != 0 {
 		e.seen(appliance.POSKey{DB: r.key.DB, ID: posID}, r.key.ID, r.userID)
 	}
-	s, _, unlock := e.lockSessions(r.key, nil)
-	defer unlock()
 	t := e.newTxn(s, nil)
 	t.beginRun(r.run)
 	res, accepted := t.storeOrder(r.msg, r.data, u, r.run)

@@ -26,11 +26,6 @@ import (
 	"possync/appliance/tlscert"
 )
 
-// assertPublic403 switches on the check that a request from the public
-// address straight to possync is refused with 403. It needs the
-// allowed-networks rule of the access-control work ([security]); until
-// that is merged possync answers such a request, and the test only logs it.
-const assertPublic403 = false
 
 // Addresses of the two namespaces: the "internet" with the hosted Odoo
 // (TEST-NET-2, public to Chrome) and the shop LAN with possync and the till.
@@ -201,7 +196,7 @@ func TestBrowserHTTPSOdoo(t *testing.T) {
 	// A request from the public address straight to possync.
 	var status string
 	inNetns(t, pub, func() { status = rawPost(t, strings.TrimPrefix(httpSync, "http://")) })
-	if assertPublic403 && !strings.HasPrefix(status, "HTTP/1.1 403") {
+	if !strings.HasPrefix(status, "HTTP/1.1 403") {
 		t.Errorf("request from the public address %s = %q, want 403", publicIP, status)
 	}
 	t.Logf("request from %s straight to possync: %s", publicIP, status)

@@ -7,8 +7,12 @@
 //	GET  /                               status page for shop staff
 //	GET  /healthz                        JSON health check
 //
-// Every response carries Access-Control-Allow-Origin: *, and OPTIONS
-// preflights are answered on every path (decision 8). Errors are JSON-RPC
+// Every request is first checked against the access rules (access.go):
+// a client address outside Options.AllowedNetworks or an Origin outside
+// Options.AllowedOrigins gets 403 before its body is read. Every other
+// response carries Access-Control-Allow-Origin (* when no origins are
+// configured, else the allowed origin echoed), and OPTIONS preflights are
+// answered on every path (decision 8). Errors are JSON-RPC
 // errors in Odoo 12's shape with data.name, data.message, data.arguments and
 // data.debug, so the client's send queue never stalls (§2.3). The mapping
 // from appliance error codes to names and statuses lives in errors.go.

@@ -115,11 +115,6 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
-}
-
 // Over HTTPS the served connection is a *tls.Conn around the listener's
 // own: a waiting TLS poll must count as busy too, and idle TLS sockets make
 // room for newcomers.

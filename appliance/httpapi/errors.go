@@ -20,6 +20,10 @@ func errorName(code string) (name string, status int) {
 		return "werkzeug.exceptions.NotFound", 404
 	case appliance.EUNAVAILABLE:
 		return "possync.exceptions.StoreUnavailable", 200
+	case appliance.EFORBIDDEN:
+		return "werkzeug.exceptions.Forbidden", 403
+	case appliance.ELIMIT:
+		return "possync.exceptions.LimitReached", 200
 	case codeBusy:
 		return "possync.exceptions.ServerBusy", 503
 	default:
@@ -31,8 +35,11 @@ func errorName(code string) (name string, status int) {
 func appendRPCError(dst []byte, id []byte, code, msg string) []byte {
 	name, status := errorName(code)
 	rpcCode, rpcMsg := 200, "Odoo Server Error"
-	if status == 404 {
+	switch status {
+	case 404:
 		rpcCode, rpcMsg = 404, "404: Not Found"
+	case 403:
+		rpcCode, rpcMsg = 403, "403: Forbidden"
 	}
 	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
 	dst = appendID(dst, id)

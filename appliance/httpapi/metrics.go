@@ -49,8 +49,8 @@ const (
 )
 
 var (
-	rpcCodes = []string{appliance.EINVALID, appliance.ENOTFOUND, appliance.EUNAVAILABLE, appliance.EINTERNAL}
-	rules    = []string{ruleInvalid, ruleNoRoute, ruleMethod, ruleTooLarge, ruleUnread}
+	rpcCodes = []string{appliance.EINVALID, appliance.ENOTFOUND, appliance.EUNAVAILABLE, appliance.EINTERNAL, appliance.EFORBIDDEN, appliance.ELIMIT}
+	rules    = []string{ruleInvalid, ruleNoRoute, ruleMethod, ruleTooLarge, ruleUnread, ruleNetwork, ruleOrigin, ruleDatabase, ruleLimit}
 
 	// Histogram buckets in seconds: a commit is an fsync on an SD card
 	// (about 1 ms to a few hundred); a publish reaches a waiting poll in
@@ -148,6 +148,13 @@ func (s *Server) writeStateMetrics(w io.Writer) {
 	g(w, "possync_bus_last_id", st.Bus.Newest)
 	g(w, "possync_bus_retained_notifications", uint64(st.Bus.Retained))
 	g(w, "possync_multi_sessions", uint64(len(act.Sessions)))
+	lim := s.eng.Limits()
+	g(w, "possync_tracked_databases", uint64(lim.Databases))
+	g(w, "possync_tracked_databases_max", uint64(lim.MaxDatabases))
+	g(w, "possync_tracked_multi_sessions", uint64(lim.MultiSessions))
+	g(w, "possync_tracked_multi_sessions_max", uint64(lim.MaxMultiSessions))
+	g(w, "possync_tracked_terminals", uint64(lim.Terminals))
+	g(w, "possync_tracked_terminals_max", uint64(lim.MaxTerminals))
 	g(w, "possync_open_orders", uint64(max(st.DraftOrders, 0)))
 	g(w, "possync_orders", uint64(max(st.Orders, 0)))
 	var on, off uint64

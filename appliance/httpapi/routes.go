@@ -48,10 +48,11 @@ func preflight(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	setCORS(ctx)
 	path := string(ctx.Path())
 	method := string(ctx.Method())
 	switch {
+	case !s.check(ctx):
+		// refused before the body is read (access.go)
 	case method == fasthttp.MethodOptions:
 		preflight(ctx)
 	case path == pathUpdate || path == pathPing || path == pathPoll:
@@ -173,6 +174,15 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, id []byte, err error) {
 	switch code {
 	case appliance.EINVALID, appliance.ENOTFOUND:
 		s.log.Warn("rejected request", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", msg)
+	case appliance.EFORBIDDEN, appliance.ELIMIT:
+		rule := ruleDatabase
+		if code == appliance.ELIMIT {
+			rule = ruleLimit
+		}
+		if host := remoteHost(ctx.RemoteAddr()); s.limits.allow(rule, host) {
+			s.log.Warn("refused request", "rule", rule, "remote", host,
+				"method", string(ctx.Method()), "path", string(ctx.Path()), "err", msg)
+		}
 	default:
 		s.log.Error("request failed", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", err)
 	}

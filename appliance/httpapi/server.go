@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -23,14 +24,25 @@ type Options struct {
 	PollHold     time.Duration // longest long-poll wait (default 50s)
 	Replay       time.Duration // last=0 replay window (default 50s)
 	MaxBodyBytes int           // default 8 MiB
-	ReadTimeout  time.Duration // default 30s
-	WriteTimeout time.Duration // default 30s
-	IdleTimeout  time.Duration // default 2m
-	MaxConns     int           // default 4096
+	ReadTimeout  time.Duration // time to read a request body once its head arrived (default 30s)
+	// HeaderTimeout is the time to read a request head, from its first byte
+	// (or the connection's opening): a slow-loris client is cut off after
+	// it. Default 10s, at most ReadTimeout.
+	HeaderTimeout time.Duration
+	WriteTimeout  time.Duration // default 30s
+	IdleTimeout   time.Duration // default 2m
+	MaxConns      int           // default 4096
 	// MaxPollsPerClient caps the waiting polls of one client address; a
 	// new poll beyond it answers the oldest one at once. 0 = default 32,
 	// negative = no limit.
 	MaxPollsPerClient int
+	// AllowedNetworks are the client addresses served; nil =
+	// DefaultAllowedNetworks. Others get 403 before their body is read.
+	AllowedNetworks []netip.Prefix
+	// AllowedOrigins are the browser origins served ("https://shop.example.com");
+	// empty = any (CORS "*"). A request or preflight with another Origin
+	// gets 403 and no CORS grant.
+	AllowedOrigins []string
 	// PollWatchInterval is how often parked polls are checked for a client
 	// that went away (default 1s).
 	PollWatchInterval time.Duration
@@ -74,6 +86,7 @@ type Server struct {
 	tlsLn   *listener // nil without HTTPS
 	watch   *pollWatch
 	limits  *rateLog
+	access  *access
 	started time.Time
 	closed  atomic.Bool
 	served  chan error    // Serve's result, read by Close
@@ -101,6 +114,8 @@ func New(eng *engine.Engine, opts Options) *Server {
 	def(&opts.ReadTimeout, 30*time.Second)
 	def(&opts.WriteTimeout, 30*time.Second)
 	def(&opts.IdleTimeout, 2*time.Minute)
+	def(&opts.HeaderTimeout, 10*time.Second)
+	opts.HeaderTimeout = min(opts.HeaderTimeout, opts.ReadTimeout)
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 8 << 20
 	}
@@ -117,7 +132,8 @@ func New(eng *engine.Engine, opts Options) *Server {
 	if opts.TLSAddr == "" {
 		opts.TLSAddr = ":8443"
 	}
-	s := &Server{eng: eng, opts: opts, log: opts.Logger.With("component", "http"), limits: newRateLog(time.Minute)}
+	s := &Server{eng: eng, opts: opts, log: opts.Logger.With("component", "http"), limits: newRateLog(time.Minute),
+		access: newAccess(opts.AllowedNetworks, opts.AllowedOrigins)}
 	s.metrics = newServerMetrics(s)
 	eng.SetObserver(s.metrics)
 	s.watch = newPollWatch(max(opts.MaxPollsPerClient, 0), opts.PollWatchInterval, s.log, s.limits)
@@ -133,12 +149,19 @@ func New(eng *engine.Engine, opts Options) *Server {
 		MaxRequestBodySize: opts.MaxBodyBytes,
 		ReadBufferSize:     defaultReadBufferSize,
 		StreamRequestBody:  true, // oversized bodies are drained and answered 413 in readBody
-		ReadTimeout:        opts.ReadTimeout,
-		WriteTimeout:       opts.WriteTimeout,
-		IdleTimeout:        opts.IdleTimeout,
-		ReduceMemoryUsage:  true,
-		CloseOnShutdown:    true,
-		Logger:             fasthttpLogger{s.log},
+		// fasthttp's ReadTimeout runs from a request's first byte (or the
+		// connection's opening) until its head is read; HeaderReceived
+		// then gives the body the longer ReadTimeout. A parked poll reads
+		// nothing, so neither cuts it.
+		ReadTimeout: opts.HeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: opts.ReadTimeout}
+		},
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		ReduceMemoryUsage: true,
+		CloseOnShutdown:   true,
+		Logger:            fasthttpLogger{s.log},
 	}
 	return s
 }
@@ -324,6 +347,14 @@ func (s *Server) handleCounted(ctx *fasthttp.RequestCtx) {
 	case code == appliance.EINVALID:
 		outcome = outcomeRefused
 		s.metrics.refuse(ruleInvalid)
+	case status == fasthttp.StatusForbidden && ctx.UserValue(ruleKey) != nil:
+		outcome = outcomeRefused // counted and recorded by forbid
+	case code == appliance.EFORBIDDEN:
+		outcome = outcomeRefused
+		s.metrics.refuse(ruleDatabase)
+	case code == appliance.ELIMIT:
+		outcome = outcomeRefused
+		s.metrics.refuse(ruleLimit)
 	case code != "":
 		outcome = outcomeFailed
 	}
@@ -359,7 +390,8 @@ func routeOf(ctx *fasthttp.RequestCtx) int {
 func (s *Server) noteError(ctx *fasthttp.RequestCtx, code, msg string) {
 	ctx.SetUserValue(reqErrKey, code)
 	s.metrics.rpcError(code)
-	if code == appliance.EINVALID || code == appliance.ENOTFOUND {
+	switch code {
+	case appliance.EINVALID, appliance.ENOTFOUND, appliance.EFORBIDDEN, appliance.ELIMIT:
 		s.eng.Warn(engine.WarnRefused, remoteHost(ctx.RemoteAddr()), string(ctx.Method())+" "+string(ctx.Path())+": "+msg)
 	}
 }

@@ -44,6 +44,9 @@ type statusDoc struct {
 	Unassigned          []terminalDoc     `json:"unassigned_terminals"`
 	Warnings            []warningDoc      `json:"warnings"`
 	Totals              totalsDoc         `json:"totals"`
+	Databases           []string          `json:"databases"`         // databases with a multi-session, to copy into security.allowed_databases
+	AllowedDatabases    []string          `json:"allowed_databases"` // security.allowed_databases; null = any
+	Limits              limitsDoc         `json:"limits"`
 	Info                map[string]string `json:"info"`
 }
 
@@ -87,6 +90,16 @@ type warningDoc struct {
 	At         string `json:"at"` // wall clock, RFC 3339; wrong before the box has NTP time
 }
 
+// limitsDoc is the state the box tracks against its security.max_* bounds.
+type limitsDoc struct {
+	Databases        int `json:"databases"`
+	MaxDatabases     int `json:"max_databases"`
+	MultiSessions    int `json:"multi_sessions"`
+	MaxMultiSessions int `json:"max_multi_sessions"`
+	Terminals        int `json:"terminals"`
+	MaxTerminals     int `json:"max_terminals"`
+}
+
 type totalsDoc struct {
 	UpdatesAccepted   uint64 `json:"updates_accepted"`
 	RevisionConflicts uint64 `json:"revision_conflicts"`
@@ -120,6 +133,11 @@ func (s *Server) buildStatus(host string) statusDoc {
 	if herr != nil {
 		d.Reason = herr.Error()
 	}
+	lim := s.eng.Limits()
+	d.Limits = limitsDoc{Databases: lim.Databases, MaxDatabases: lim.MaxDatabases, MultiSessions: lim.MultiSessions,
+		MaxMultiSessions: lim.MaxMultiSessions, Terminals: lim.Terminals, MaxTerminals: lim.MaxTerminals}
+	d.Databases = s.eng.Databases()
+	d.AllowedDatabases = s.eng.AllowedDatabases()
 	if s.opts.Storage != nil {
 		si := s.opts.Storage()
 		d.Disk = &diskDoc{DataFreeBytes: si.FreeBytes, DataTotalBytes: si.TotalBytes, StoreBytes: si.StoreBytes}

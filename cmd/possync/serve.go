@@ -88,6 +88,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		BusRetention:   cfg.Bus.Retention.D(),
 		OrderRetention: cfg.Orders.Retention.D(),
 		PurgeInterval:  cfg.Orders.PurgeInterval.D(),
+		// security.*: who is served, how much state is kept.
+		AllowedDatabases: cfg.Security.AllowedDatabases,
+		MaxDatabases:     cfg.Security.MaxDatabases,
+		MaxMultiSessions: cfg.Security.MaxMultiSessions,
+		MaxTerminals:     cfg.Security.MaxTerminals,
 	})
 	if err := eng.Open(ctx); err != nil {
 		return err
@@ -111,6 +116,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		MaxConns:     cfg.HTTP.MaxConns,
 		// config: 0 = no limit; httpapi: 0 = default, <0 = no limit.
 		MaxPollsPerClient: cmp.Or(cfg.Security.MaxPollsPerClient, -1),
+		HeaderTimeout:     cfg.HTTP.HeaderTimeout.D(),
+		AllowedNetworks:   cfg.Security.ParsedNetworks(),
+		AllowedOrigins:    cfg.Security.AllowedOrigins,
 		Health:            func() error { return eng.Health(5 * time.Second) },
 		Info:              func() map[string]string { return map[string]string{"Data directory": dir} },
 		Storage:           storageInfo(store, logger),

@@ -89,6 +89,23 @@
     var t = d.totals;
     $('accepted').textContent = t.updates_accepted + ' · conflicts ' + t.revision_conflicts + ' · duplicates ' + t.duplicates +
       ' · store errors ' + t.store_errors;
+    var l = d.limits;
+    if (l && $('limits')) {
+      $('limits').textContent = l.databases + '/' + l.max_databases + ' databases · ' + l.multi_sessions + '/' + l.max_multi_sessions +
+        ' multi-sessions · ' + l.terminals + '/' + l.max_terminals + ' terminals';
+    }
+    if (d.databases && $('databases')) {
+      var dd = $('databases');
+      dd.textContent = '';
+      d.databases.forEach(function (name, i) {
+        if (i) dd.appendChild(document.createTextNode(', '));
+        var c = document.createElement('code');
+        c.textContent = name;
+        dd.appendChild(c);
+      });
+      if (!d.databases.length) dd.textContent = 'none yet';
+      if (d.allowed_databases) dd.appendChild(document.createTextNode(' · allowed: ' + d.allowed_databases.join(', ')));
+    }
   }
   var live = $('live');
   function tick() {
