@@ -26,7 +26,6 @@ import (
 	"possync/appliance/tlscert"
 )
 
-
 // Addresses of the two namespaces: the "internet" with the hosted Odoo
 // (TEST-NET-2, public to Chrome) and the shop LAN with possync and the till.
 const (

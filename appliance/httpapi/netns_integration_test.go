@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"possync/appliance/apptest"
 )
 
@@ -90,7 +89,6 @@ func TestNetnsAccess(t *testing.T) {
 		t.Errorf("update_order from 192.168.77.2 = %d %s, want 200 update_revision_ID", status, got)
 	}
 }
-
 
 func readAll(t *testing.T, resp *http.Response) string {
 	t.Helper()
