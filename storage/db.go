@@ -32,6 +32,8 @@ type DB struct {
 	// fsInfo measures dir's file system for Health; nil for an in-memory
 	// store. Tests replace it.
 	fsInfo func(dir string) (fsInfo, error)
+	// reserve is the free space Commit keeps (space.go), chosen at Open.
+	reserve uint64
 
 	stop       chan struct{}  // closed by Close to end the GC loop
 	gc         sync.WaitGroup // the GC loop
@@ -72,6 +74,15 @@ func Open(dir string, opts Options) (*DB, error) {
 		db.freeBytes = statfsFree
 		db.fsInfo = statfsInfo
 	}
+	var total uint64
+	if _, t, err := statfsUsage(dir); err == nil && !opts.InMemory {
+		total = t
+	}
+	reserve, warning := chooseReserve(opts.ReserveBytes, total)
+	if warning != "" {
+		logger.Warn(warning)
+	}
+	db.reserve = reserve
 	if err := db.init(); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -81,7 +92,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		go db.gcLoop(opts.GCInterval)
 	}
 	lsm, vlog := bdb.Size()
-	logger.Info("store opened", "dir", dir, "last_bus_id", db.lastBus, "lsm_bytes", lsm, "vlog_bytes", vlog)
+	logger.Info("store opened", "dir", dir, "last_bus_id", db.lastBus, "reserve_bytes", db.reserve, "lsm_bytes", lsm, "vlog_bytes", vlog)
 	return db, nil
 }
 
