@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := storage.Open(dir, storage.Options{Logger: logger, CacheMiB: cfg.Storage.CacheMiB, GCInterval: cfg.Storage.GCInterval.D()})
+	store, err := storage.Open(dir, storage.Options{Logger: logger, CacheMiB: cfg.Storage.CacheMiB, ReserveBytes: uint64(cfg.Storage.ReserveMiB) << 20, GCInterval: cfg.Storage.GCInterval.D()})
 	if err != nil {
 		return err
 	}
