@@ -67,7 +67,7 @@ func Open(dir string, opts Options) (*DB, error) {
 
 	bdb, err := badger.Open(badgerOptions(dir, opts, logger))
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, classifyOpenError(dir, err)
 	}
 	db := &DB{bdb: bdb, logger: logger, dir: dir, stop: make(chan struct{})}
 	if !opts.InMemory {
@@ -85,7 +85,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	db.reserve = reserve
 	if err := db.init(); err != nil {
 		bdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, classifyOpenError(dir, err)
 	}
 	if opts.GCInterval > 0 && !opts.InMemory {
 		db.gc.Add(1)
@@ -99,7 +99,7 @@ func Open(dir string, opts Options) (*DB, error) {
 // init checks or writes the format key and reads last_bus_id.
 func (db *DB) init() error {
 	return db.bdb.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyFormat)
+		_, err := txn.Get(keyFormat)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 			if err := txn.Set(keyFormat, []byte{formatVersion}); err != nil {
@@ -108,12 +108,8 @@ func (db *DB) init() error {
 		case err != nil:
 			return err
 		default:
-			v, err := item.ValueCopy(nil)
-			if err != nil {
+			if err := checkFormat(txn); err != nil {
 				return err
-			}
-			if len(v) != 1 || v[0] != formatVersion {
-				return fmt.Errorf("unsupported store format %x (want %d)", v, formatVersion)
 			}
 		}
 		db.lastBus, err = readLastBus(txn)
