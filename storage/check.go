@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -92,8 +93,12 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	rep := Report{Dir: dir}
-	if _, err := os.Stat(dir); err != nil {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return rep, classifyOpenError(dir, err)
+	}
+	if !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return !e.IsDir() }) {
+		return rep, nil // empty (possync recover leaves damaged-* directories): serve starts afresh
 	}
 	bdb, err := badger.Open(badgerOptions(dir, Options{}, logger).WithReadOnly(true))
 	if err != nil {

@@ -4,6 +4,8 @@
 //	possync check-config -config FILE
 //	possync discover [-timeout 3s] [-json]
 //	possync simulate [-url http://127.0.0.1:8079] [-terminals 2]
+//	possync check-store -data DIR
+//	possync recover -data DIR [-force]
 //	possync version
 package main
 

@@ -19,6 +19,9 @@ Usage:
                                    find possync boxes on the LAN
   possync simulate [-url http://127.0.0.1:8079] [-terminals 2]
                                    play POS terminals against a Sync Server and check sync
+  possync check-store -data DIR    report the state of a store, read-only (exit 3: cannot be opened)
+  possync recover -data DIR [-force]
+                                   move a store that cannot be opened aside and start empty
   possync version                  print version, commit, Go version, OS/arch
 `
 
@@ -33,6 +36,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
+	case "check-store":
+		return runCheckStore(ctx, args[1:], stdout, stderr)
+	case "recover":
+		return runRecover(ctx, args[1:], stdout, stderr)
 	case "discover":
 		return runDiscover(ctx, args[1:], stdout, stderr)
 	case "simulate":

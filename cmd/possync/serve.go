@@ -72,7 +72,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	store, err := storage.Open(dir, storage.Options{Logger: logger, CacheMiB: cfg.Storage.CacheMiB, ReserveBytes: uint64(cfg.Storage.ReserveMiB) << 20, GCInterval: cfg.Storage.GCInterval.D()})
 	if err != nil {
-		return err
+		logger.Error("store cannot be opened", "err", err)
+		return storeExit(err)
 	}
 	defer func() {
 		if err := store.Close(); err != nil {
