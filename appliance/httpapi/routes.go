@@ -63,6 +63,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.statusJSON(ctx)
 	case path == pathMetrics:
 		s.metricsPage(ctx)
+	case path == pathBackup:
+		s.backup(ctx)
 	default:
 		s.writeError(ctx, nil, appliance.Errorf(appliance.ENOTFOUND, "no route %s %s (possync serves %s, %s and %s)", method, path, pathUpdate, pathPoll, pathPing))
 	}

@@ -108,6 +108,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Health:            func() error { return eng.Health(5 * time.Second) },
 		Info:              func() map[string]string { return map[string]string{"Data directory": dir} },
 		Storage:           storageInfo(store, logger),
+		Backup:            store.Backup,
 		Addresses:         addrs.get,
 	})
 	if err := srv.Open(); err != nil {
