@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 )
 
 // Backup writes a consistent, online copy of the whole store to w in
@@ -29,8 +31,8 @@ func (db *DB) Backup(w io.Writer) error {
 }
 
 // Restore creates a store in dir from a backup written by Backup. dir
-// must not exist or be empty: a restore never mixes with or replaces a
-// store. The restored store continues from the backup's counters.
+// must not exist or be empty (damaged-* directories left by possync
+// recover are allowed): a restore never mixes with or replaces a store. The restored store continues from the backup's counters.
 func Restore(dir string, r io.Reader, opts Options) error {
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -40,7 +42,7 @@ func Restore(dir string, r io.Reader, opts Options) error {
 		}
 	case err != nil:
 		return fmt.Errorf("restore into %s: %w", dir, err)
-	case len(entries) > 0:
+	case slices.ContainsFunc(entries, func(e os.DirEntry) bool { return !(e.IsDir() && strings.HasPrefix(e.Name(), "damaged-")) }):
 		return fmt.Errorf("restore into %s: the directory is not empty (%d entries); restore into an empty one", dir, len(entries))
 	}
 	db, err := Open(dir, opts)
