@@ -7,7 +7,8 @@
 # As root it installs what the suites need (Debian packages listed in
 # build/deps/*.txt, binfmt for qemu-aarch64) and then runs, in order:
 #   1. gofmt + go vet
-#   2. go test -race ./...            unit, end-to-end HTTP, kill -9 restart tests
+#   2. go test -race ./...            unit, end-to-end HTTP, kill -9 restart tests (50 cycles, ~55 s)
+#      fuzz                           each Go fuzz target for 10s (FUZZTIME=…)
 #   3. discovery integration          real mDNS peers in two network namespaces
 #      access control (netns)         a client at 198.51.100.2 refused, one at 192.168.77.2 served
 #      real browser                   headless Chromium drives the API cross-origin (CORS) and
@@ -52,10 +53,25 @@ unit() {
 	go test -race -count=1 ./...
 }
 
+# fuzz runs each Go fuzz target for FUZZTIME (default 10s; about 60 s for
+# the four with compilation). The seeds, and any crasher kept under the
+# package's testdata/fuzz/<Target>/, also run as plain tests in unit.
+fuzz() {
+	local t=${FUZZTIME:-10s} target pkg
+	for target in FuzzDecode:./storage/ FuzzUpdate:./appliance/engine/ FuzzPollParams:./appliance/engine/ FuzzEnvelope:./appliance/httpapi/; do
+		pkg=${target#*:}
+		target=${target%%:*}
+		echo "--- ${target} (${pkg}, ${t})"
+		go test -count=1 -run '^$' -fuzz "^${target}\$" -fuzztime "$t" "$pkg" 2>&1 | grep -E '^(fuzz: elapsed: [0-9]+s, execs|ok|FAIL|---|\s)' | tail -n 3
+		test "${PIPESTATUS[0]}" -eq 0
+	done
+}
+
 case $mode in
 quick)
 	step "gofmt + go vet" fmt_vet
 	step "go test -race ./..." unit
+	step "fuzz (10s per target)" fuzz
 	;;
 full)
 	if [[ $(id -u) != 0 ]]; then
@@ -66,6 +82,7 @@ full)
 	step "install Debian packages" build/install-deps.sh
 	step "gofmt + go vet" fmt_vet
 	step "go test -race ./..." unit
+	step "fuzz (10s per target)" fuzz
 	step "discovery integration (netns)" go test -count=1 -tags integration ./discovery/...
 	step "access control (netns: public address refused, LAN served)" go test -count=1 -tags integration -run Netns -v ./appliance/httpapi/
 	export POSSYNC_ARTIFACTS="${POSSYNC_ARTIFACTS:-$PWD/out/test-artifacts}"

@@ -16,7 +16,7 @@ import (
 // Commit writes the batch in one Badger transaction and returns once it is
 // fsynced. An empty batch is a no-op. A batch too large for one
 // transaction is refused whole, as are writes to a closed store, a full
-// disk (less than minFreeBytes free, see space.go) or a read-only file
+// disk (less than the reserve free, see space.go) or a read-only file
 // system: those errors are *appliance.Error with code EUNAVAILABLE, and
 // nothing of the batch is applied.
 //

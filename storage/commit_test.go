@@ -57,7 +57,7 @@ func TestCommitDiskFull(t *testing.T) {
 	if free, err := db.freeBytes(db.dir); err != nil || free == 0 {
 		t.Errorf("statfsFree(%q) = %d, %v; want the free bytes", db.dir, free, err)
 	}
-	db.freeBytes = func(string) (uint64, error) { return minFreeBytes - 1, nil }
+	db.freeBytes = func(string) (uint64, error) { return db.reserve - 1, nil }
 	b := &appliance.Batch{Sessions: []appliance.SessionRecord{{OrderID: 1}}}
 	err = db.Commit(ctx, b)
 	if appliance.ErrorCode(err) != appliance.EUNAVAILABLE || !errors.Is(err, syscall.ENOSPC) ||

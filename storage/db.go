@@ -32,6 +32,8 @@ type DB struct {
 	// fsInfo measures dir's file system for Health; nil for an in-memory
 	// store. Tests replace it.
 	fsInfo func(dir string) (fsInfo, error)
+	// reserve is the free space Commit keeps (space.go), chosen at Open.
+	reserve uint64
 
 	stop       chan struct{}  // closed by Close to end the GC loop
 	gc         sync.WaitGroup // the GC loop
@@ -65,30 +67,39 @@ func Open(dir string, opts Options) (*DB, error) {
 
 	bdb, err := badger.Open(badgerOptions(dir, opts, logger))
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, classifyOpenError(dir, err)
 	}
 	db := &DB{bdb: bdb, logger: logger, dir: dir, stop: make(chan struct{})}
 	if !opts.InMemory {
 		db.freeBytes = statfsFree
 		db.fsInfo = statfsInfo
 	}
+	var total uint64
+	if _, t, err := statfsUsage(dir); err == nil && !opts.InMemory {
+		total = t
+	}
+	reserve, warning := chooseReserve(opts.ReserveBytes, total)
+	if warning != "" {
+		logger.Warn(warning)
+	}
+	db.reserve = reserve
 	if err := db.init(); err != nil {
 		bdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, classifyOpenError(dir, err)
 	}
 	if opts.GCInterval > 0 && !opts.InMemory {
 		db.gc.Add(1)
 		go db.gcLoop(opts.GCInterval)
 	}
 	lsm, vlog := bdb.Size()
-	logger.Info("store opened", "dir", dir, "last_bus_id", db.lastBus, "lsm_bytes", lsm, "vlog_bytes", vlog)
+	logger.Info("store opened", "dir", dir, "last_bus_id", db.lastBus, "reserve_bytes", db.reserve, "lsm_bytes", lsm, "vlog_bytes", vlog)
 	return db, nil
 }
 
 // init checks or writes the format key and reads last_bus_id.
 func (db *DB) init() error {
 	return db.bdb.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyFormat)
+		_, err := txn.Get(keyFormat)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 			if err := txn.Set(keyFormat, []byte{formatVersion}); err != nil {
@@ -97,12 +108,8 @@ func (db *DB) init() error {
 		case err != nil:
 			return err
 		default:
-			v, err := item.ValueCopy(nil)
-			if err != nil {
+			if err := checkFormat(txn); err != nil {
 				return err
-			}
-			if len(v) != 1 || v[0] != formatVersion {
-				return fmt.Errorf("unsupported store format %x (want %d)", v, formatVersion)
 			}
 		}
 		db.lastBus, err = readLastBus(txn)

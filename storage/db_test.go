@@ -156,8 +156,8 @@ func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	mustOpen(t, dir)
 	if _, err := storage.Open(dir, storage.Options{Logger: slog.New(slog.DiscardHandler)}); err == nil ||
-		!strings.HasPrefix(err.Error(), "open store "+dir+": ") {
-		t.Errorf("Open(%q) while open = %v, want an error naming the dir", dir, err)
+		!strings.HasPrefix(err.Error(), "store "+dir+" cannot be opened (in use): ") {
+		t.Errorf("Open(%q) while open = %v, want an error naming the dir and saying it is in use", dir, err)
 	}
 	if _, err := storage.Open(t.TempDir(), storage.Options{CacheMiB: -1}); err == nil {
 		t.Errorf("Open(CacheMiB: -1) = nil, want an error")

@@ -27,9 +27,9 @@ func (db *DB) Health() error {
 	switch {
 	case fs.readOnly:
 		return appliance.Errorf(appliance.EUNAVAILABLE, "data file system is read-only (%s)", db.dir)
-	case fs.free < minFreeBytes:
+	case fs.free < db.reserve:
 		return appliance.Errorf(appliance.EUNAVAILABLE, "data file system full (%s free of %s in %s, %s kept in reserve)",
-			mib(fs.free), mib(fs.total), db.dir, mib(minFreeBytes))
+			mib(fs.free), mib(fs.total), db.dir, mib(db.reserve))
 	}
 	return nil
 }

@@ -73,11 +73,11 @@ func TestHealthFileSystemFull(t *testing.T) {
 		t.Fatalf("Health() on an empty file system = %v, want nil", err)
 	}
 
-	filler := fill(t, dir, minFreeBytes-16<<20)
+	filler := fill(t, dir, db.reserve-16<<20)
 	err = db.Health()
 	if appliance.ErrorCode(err) != appliance.EUNAVAILABLE || !strings.Contains(err.Error(), "data file system full (") ||
 		!strings.Contains(err.Error(), "MiB free of 256 MiB") {
-		t.Errorf("Health() with %d MiB free = %v, want EUNAVAILABLE data file system full (… free of 256 MiB …)", (minFreeBytes-16<<20)>>20, err)
+		t.Errorf("Health() with %d MiB free = %v, want EUNAVAILABLE data file system full (… free of 256 MiB …)", (db.reserve-16<<20)>>20, err)
 	}
 	if err := db.Commit(ctx, batch); appliance.ErrorCode(err) != appliance.EUNAVAILABLE {
 		t.Errorf("Commit() while Health reports full = %v, want EUNAVAILABLE", err)

@@ -20,6 +20,11 @@ type Options struct {
 	CacheMiB int
 	// GCInterval is the period of value-log GC. 0 turns the loop off.
 	GCInterval time.Duration
+	// ReserveBytes is the free space Commit keeps on the data file
+	// system (see space.go). 0 means automatic: an eighth of the file
+	// system, between 4 MiB and 128 MiB. It is capped at half the file
+	// system, with a warning.
+	ReserveBytes uint64
 	// InMemory keeps everything in RAM and ignores dir. For tests only:
 	// nothing survives Close.
 	InMemory bool

@@ -50,6 +50,7 @@ type Storage struct {
 	Dir        string   `toml:"dir"`         // data directory
 	GCInterval Duration `toml:"gc_interval"` // value-log GC period; 0 turns it off
 	CacheMiB   int      `toml:"cache_mib"`   // Badger block cache
+	ReserveMiB int      `toml:"reserve_mib"` // free space kept on the data file system; 0 = an eighth of it, 4-128 MiB
 }
 
 // Bus configures the long-polling bus.

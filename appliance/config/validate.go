@@ -53,6 +53,9 @@ func (c *Config) Validate() error {
 	if d := c.Storage.GCInterval.D(); d != 0 && d < time.Second {
 		bad("storage.gc_interval", c.Storage.GCInterval, "must be 0 (off) or at least 1s")
 	}
+	if c.Storage.ReserveMiB < 0 || c.Storage.ReserveMiB > 65536 {
+		bad("storage.reserve_mib", c.Storage.ReserveMiB, "must be 0 (automatic) or from 1 to 65536")
+	}
 	if c.Storage.CacheMiB < 1 || c.Storage.CacheMiB > 4096 {
 		bad("storage.cache_mib", c.Storage.CacheMiB, "must be from 1 to 4096")
 	}

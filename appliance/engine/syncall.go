@@ -76,20 +76,10 @@ func (e *Engine) syncAll(ctx context.Context, r *request) (json.RawMessage, erro
 		slices.SortFunc(stored, func(a, b *storedOrder) int { return compareStrings(a.uid, b.uid) })
 	}
 
-	orders := make([]byte, 0, 1024)
-	orders = append(orders, '[')
-	for i, so := range stored {
-		if i > 0 {
-			orders = append(orders, ',')
-		}
-		b, err := syncCopy(so, m, r.run)
-		if err != nil {
-			return nil, fmt.Errorf("sync_all order %q of %s/%d: %w", so.uid, r.key.DB, r.key.ID, err)
-		}
-		orders = append(orders, b...)
+	orders, err := syncOrders(stored, m, r)
+	if err != nil {
+		return nil, err
 	}
-	orders = append(orders, ']')
-
 	data := object{
 		"orders":       orders,
 		"order_ID":     rawInt(t.orderID),
@@ -112,15 +102,48 @@ func (e *Engine) syncAll(ctx context.Context, r *request) (json.RawMessage, erro
 		}
 		t.push(result, data, targets)
 	}
-	if err := t.commit(ctx); err != nil {
-		return nil, err
-	}
-	if !immediate {
+	if cerr := t.commit(ctx); cerr != nil {
+		if !immediate || appliance.ErrorCode(cerr) != appliance.EUNAVAILABLE {
+			return nil, cerr
+		}
+		// The store cannot take the write (disk full, read-only): a till
+		// that is loading still gets the shop's open orders, answered
+		// from memory without a durable write. Its message_ID is the
+		// POS's stored counter, not a new one: the counter only moves
+		// with a durable write, so the next notification to this POS
+		// carries exactly that value plus one and the till sees no gap.
+		// (A POS without a row has counter 1 and gets no notifications
+		// until a later sync_all creates its row.) Nothing is stored.
+		m--
+		if orders, err = syncOrders(stored, m, r); err != nil {
+			return nil, err
+		}
+		data["orders"] = orders
+		e.log.Warn("sync_all answered from memory: store cannot take the write",
+			"db", r.key.DB, "multi_session_id", r.key.ID, "pos_id", posID, "message_ID", m, "err", cerr)
+	} else if !immediate {
 		return json.RawMessage(`{}`), nil
 	}
 	data["message_ID"] = rawInt(m)
 	result["data"] = data.bytes()
 	return result.bytes(), nil
+}
+
+// syncOrders renders the orders of a sync_all answer as a JSON array.
+func syncOrders(stored []*storedOrder, m int64, r *request) ([]byte, error) {
+	orders := make([]byte, 0, 1024)
+	orders = append(orders, '[')
+	for i, so := range stored {
+		if i > 0 {
+			orders = append(orders, ',')
+		}
+		b, err := syncCopy(so, m, r.run)
+		if err != nil {
+			return nil, fmt.Errorf("sync_all order %q of %s/%d: %w", so.uid, r.key.DB, r.key.ID, err)
+		}
+		orders = append(orders, b...)
+	}
+	return append(orders, ']'), nil
 }
 
 type storedOrder struct {

@@ -73,6 +73,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.metricsPage(ctx)
 	case path == pathCACert:
 		s.caCert(ctx)
+	case path == pathBackup:
+		s.backup(ctx)
 	default:
 		s.writeError(ctx, nil, appliance.Errorf(appliance.ENOTFOUND, "no route %s %s (possync serves %s, %s and %s)", method, path, pathUpdate, pathPoll, pathPing))
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -32,6 +33,9 @@ type Options struct {
 	WriteTimeout  time.Duration // default 30s
 	IdleTimeout   time.Duration // default 2m
 	MaxConns      int           // default 4096
+	// Backup writes an online, consistent backup of the store to w; nil
+	// = GET /possync/backup answers not found. Served to loopback only.
+	Backup func(w io.Writer) error
 	// MaxPollsPerClient caps the waiting polls of one client address; a
 	// new poll beyond it answers the oldest one at once. 0 = default 32,
 	// negative = no limit.

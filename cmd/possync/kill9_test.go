@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var kill9Cycles = flag.Int("cycles", 6, "kill -9 cycles run by TestKill9LosesNothingAcknowledged")
+var kill9Cycles = flag.Int("cycles", 50, "kill -9 cycles run by TestKill9LosesNothingAcknowledged")
 
 // till is one simulated POS terminal writing orders of one multi-session
 // the way the Odoo 12 client does: local numbers from its own counter,
@@ -21,6 +21,10 @@ type till struct {
 	orders    []*tillOrder
 	rng       *rand.Rand
 	given     *ledger // numbers acknowledged in this multi-session
+
+	// lastMsgID is the message_ID of this POS's last immediate sync_all
+	// answer; each one must be above the one before, restarts included.
+	lastMsgID int
 
 	// Counted by the writer goroutine, read after it stopped.
 	acked, dropped, failed, renumbered, paid int
@@ -49,6 +53,7 @@ type tillOrder struct {
 	qty      int
 	ackSeq   int  // number of the last acknowledged write; 0 = none yet
 	ackRev   int  // revision of the last acknowledged write
+	ackQty   int  // line quantity of the last acknowledged write
 	removing bool // remove_order sent, answer not seen
 }
 
@@ -145,7 +150,7 @@ func (tl *till) adopt(t *testing.T, o *tillOrder, res map[string]any) {
 	if rev > o.rev {
 		o.rev = rev
 	}
-	o.ackSeq, o.ackRev = num, rev
+	o.ackSeq, o.ackRev, o.ackQty = num, rev, o.qty
 	tl.acked++
 }
 
@@ -155,6 +160,7 @@ func (tl *till) adopt(t *testing.T, o *tillOrder, res map[string]any) {
 func (tl *till) resync(t *testing.T, url string) {
 	t.Helper()
 	orders, data := listOrders(t, url, tl.ms, tl.pos)
+	tl.sawMessageID(t, data)
 	kept := tl.orders[:0]
 	for _, o := range tl.orders {
 		d, ok := orders[o.uid]
@@ -168,6 +174,33 @@ func (tl *till) resync(t *testing.T, url string) {
 	}
 	tl.orders = kept
 	tl.nextLocal = max(tl.nextLocal, n(data["order_ID"])+1)
+}
+
+// sawMessageID checks that the message_ID of an immediate sync_all answer
+// to this till is above every one it had before: the per-POS counter
+// only goes up, across kills too.
+func (tl *till) sawMessageID(t *testing.T, data map[string]any) {
+	t.Helper()
+	m := n(data["message_ID"])
+	if m <= tl.lastMsgID {
+		t.Errorf("ms %d POS %d: sync_all answered message_ID %d, not above the %d it answered before", tl.ms, tl.pos, m, tl.lastMsgID)
+	}
+	tl.lastMsgID = m
+}
+
+// lineQty returns the qty of the single line of an order as sync_all
+// lists it, or -1 if it has not exactly one line.
+func lineQty(d map[string]any) int {
+	lines, _ := d["lines"].([]any)
+	if len(lines) != 1 {
+		return -1
+	}
+	l, _ := lines[0].([]any)
+	if len(l) != 3 {
+		return -1
+	}
+	v, _ := l[2].(map[string]any)
+	return n(v["qty"])
 }
 
 func msUpdate(t *testing.T, url string, ms int, msg map[string]any) (map[string]any, error) {
@@ -201,11 +234,14 @@ func listOrders(t *testing.T, url string, ms, pos int) (map[string]map[string]an
 // checkAfterRestart checks the orders of multi-session ms as sync_all lists
 // them: every acknowledged write is there with its revision (or one more:
 // the write in flight at the kill may have committed without its answer
-// arriving) and its number, and no number is held by two orders. It
-// returns the acknowledged orders checked.
+// arriving), its number and its content (the line quantity it sent, or
+// the in-flight one with the revision after it: never a mix), and no
+// number is held by two orders. It returns the acknowledged orders
+// checked.
 func checkAfterRestart(t *testing.T, cycle int, url string, ms int, tills []*till) int {
 	t.Helper()
 	orders, data := listOrders(t, url, ms, tills[0].pos)
+	tills[0].sawMessageID(t, data)
 	byNumber := map[int]string{}
 	for uid, d := range orders {
 		num := n(d["sequence_number"])
@@ -232,6 +268,12 @@ func checkAfterRestart(t *testing.T, cycle int, url string, ms int, tills []*til
 				t.Errorf("cycle %d: ms %d: order %s at revision %d, acknowledged %d", cycle, ms, o.uid, n(d["revision_ID"]), o.ackRev)
 			case n(d["sequence_number"]) != o.ackSeq:
 				t.Errorf("cycle %d: ms %d: order %s numbered %d, acknowledged as %d", cycle, ms, o.uid, n(d["sequence_number"]), o.ackSeq)
+			case n(d["revision_ID"]) == o.ackRev && lineQty(d) != o.ackQty:
+				t.Errorf("cycle %d: ms %d: order %s at its acknowledged revision %d holds qty %d, the write sent %d",
+					cycle, ms, o.uid, o.ackRev, lineQty(d), o.ackQty)
+			case n(d["revision_ID"]) == o.ackRev+1 && lineQty(d) != o.qty:
+				t.Errorf("cycle %d: ms %d: order %s at revision %d (the write in flight at the kill) holds qty %d, that write sent %d",
+					cycle, ms, o.uid, o.ackRev+1, lineQty(d), o.qty)
 			}
 		}
 	}
@@ -239,21 +281,22 @@ func checkAfterRestart(t *testing.T, cycle int, url string, ms int, tills []*til
 }
 
 // TestKill9LosesNothingAcknowledged kills a real possync process with
-// SIGKILL while four tills in two multi-sessions write to it, restarts it
+// SIGKILL while six tills in three multi-sessions write to it, restarts it
 // on the same data, checks what it kept, lets the tills resync as the
-// client does and write again, -cycles times.
+// client does and write again, -cycles times (default 50: about 55 s with -race on 2 shared cores).
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	l1, l2 := &ledger{byNumber: map[int]string{}}, &ledger{byNumber: map[int]string{}}
-	tills := map[int][]*till{
-		1: {newTill(1, 1, seed, l1), newTill(1, 2, seed, l1)},
-		2: {newTill(2, 3, seed, l2), newTill(2, 4, seed, l2)},
+	ledgers := map[int]*ledger{}
+	tills := map[int][]*till{}
+	for ms := 1; ms <= 3; ms++ { // three multi-sessions of two tills each
+		ledgers[ms] = &ledger{byNumber: map[int]string{}}
+		tills[ms] = []*till{newTill(ms, 2*ms-1, seed, ledgers[ms]), newTill(ms, 2*ms, seed, ledgers[ms])}
 	}
 	c := startChild(t, dir)
-	busBefore := 0
+	busBefore, busSeen := 0, 0
 	checked := 0
 	for cycle := 1; cycle <= *kill9Cycles; cycle++ {
 		for _, ts := range tills {
@@ -277,9 +320,14 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		for ms, ts := range tills {
 			checked += checkAfterRestart(t, cycle, c.url, ms, ts)
 		}
-		if after := newestBusID(t, c.url); after <= busBefore {
+		after := newestBusID(t, c.url)
+		if after <= busBefore {
 			t.Errorf("cycle %d: bus id after restart %d, want above %d", cycle, after, busBefore)
 		}
+		if after <= busSeen {
+			t.Errorf("cycle %d: newest bus id after restart %d, not above %d seen after the previous restart", cycle, after, busSeen)
+		}
+		busSeen = after
 		if t.Failed() {
 			t.Fatalf("stopped after cycle %d", cycle)
 		}
@@ -291,11 +339,16 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 			renumbered, paid = renumbered+tl.renumbered, paid+tl.paid
 		}
 	}
+	numbers := 0
+	for _, l := range ledgers {
+		numbers += len(l.byNumber)
+	}
 	if acked == 0 {
 		t.Fatal("no write was acknowledged")
 	}
+	fmt.Printf("kill -9: %d cycles, %d acknowledged writes, %d acknowledged orders checked after restarts\n", *kill9Cycles, acked, checked)
 	t.Logf("%d kill -9 cycles: %d update_order writes acknowledged (%d numbers, each to one order), %d orders paid; "+
 		"after the restarts %d open orders checked against their last acknowledged write; "+
 		"%d creation answers dropped, %d requests lost in the kills, %d renumberings from answers",
-		*kill9Cycles, acked, len(l1.byNumber)+len(l2.byNumber), paid, checked, dropped, failed, renumbered)
+		*kill9Cycles, acked, numbers, paid, checked, dropped, failed, renumbered)
 }

@@ -5,6 +5,10 @@
 //	possync cert [-config FILE] [-out ca.crt]
 //	possync discover [-timeout 3s] [-json]
 //	possync simulate [-url http://127.0.0.1:8079] [-terminals 2]
+//	possync check-store -data DIR
+//	possync recover -data DIR [-force]
+//	possync backup [-url http://127.0.0.1:8079] -o FILE
+//	possync restore FILE -data DIR
 //	possync version
 package main
 

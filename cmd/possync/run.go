@@ -21,6 +21,12 @@ Usage:
                                    find possync boxes on the LAN
   possync simulate [-url http://127.0.0.1:8079] [-terminals 2]
                                    play POS terminals against a Sync Server and check sync
+  possync check-store -data DIR    report the state of a store, read-only (exit 3: cannot be opened)
+  possync recover -data DIR [-force]
+                                   move a store that cannot be opened aside and start empty
+  possync backup [-url http://127.0.0.1:8079] -o FILE
+                                   write an online backup of the running server's store
+  possync restore FILE -data DIR   restore a backup into an empty data directory
   possync version                  print version, commit, Go version, OS/arch
 `
 
@@ -37,6 +43,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheckConfig(args[1:], stdout, stderr)
 	case "cert":
 		return runCert(args[1:], stdout, stderr)
+	case "check-store":
+		return runCheckStore(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(ctx, args[1:], stdout, stderr)
+	case "recover":
+		return runRecover(ctx, args[1:], stdout, stderr)
 	case "discover":
 		return runDiscover(ctx, args[1:], stdout, stderr)
 	case "simulate":

@@ -73,9 +73,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := storage.Open(dir, storage.Options{Logger: logger, CacheMiB: cfg.Storage.CacheMiB, GCInterval: cfg.Storage.GCInterval.D()})
+	store, err := storage.Open(dir, storage.Options{Logger: logger, CacheMiB: cfg.Storage.CacheMiB, ReserveBytes: uint64(cfg.Storage.ReserveMiB) << 20, GCInterval: cfg.Storage.GCInterval.D()})
 	if err != nil {
-		return err
+		logger.Error("store cannot be opened", "err", err)
+		return storeExit(err)
 	}
 	defer func() {
 		if err := store.Close(); err != nil {
@@ -122,6 +123,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Health:            func() error { return eng.Health(5 * time.Second) },
 		Info:              func() map[string]string { return map[string]string{"Data directory": dir} },
 		Storage:           storageInfo(store, logger),
+		Backup:            store.Backup,
 		Addresses:         addrs.get,
 		TLSAddr:           cfg.TLS.Listen,
 		TLSConfig:         btls.tlsConfig(),

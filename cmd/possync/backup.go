@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"possync/storage"
+)
+
+// runBackup fetches an online backup from a running server (loopback
+// only) and writes it to a file: first to FILE.tmp, fsynced, then renamed,
+// so FILE is either a whole backup or absent.
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8079", "running possync server")
+	out := fs.String("o", "", "backup file to write (required)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: possync backup [-url http://127.0.0.1:8079] -o FILE")
+		return &exitError{code: 2}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*url, "/")+"/possync/backup", nil)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("backup: %w", err)}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("backup: %s answered %s: %s", *url, resp.Status, body)
+	}
+	tmp := *out + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	n, err := io.Copy(f, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("got %d of %d bytes", n, resp.ContentLength)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, *out)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("backup to %s: %w", *out, err)
+	}
+	if d, err := os.Open(filepath.Dir(*out)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	fmt.Fprintf(stdout, "wrote %d bytes of backup to %s\n", n, *out)
+	return nil
+}
+
+// runRestore restores a backup file into an empty data directory.
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", "", "empty data directory to restore into (required)")
+	// The file may come before or after the flags: possync restore FILE -data DIR.
+	var file string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		file, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if file == "" && fs.NArg() == 1 {
+		file = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		file = ""
+	}
+	if file == "" || *dir == "" {
+		fmt.Fprintln(stderr, "usage: possync restore FILE -data DIR")
+		return &exitError{code: 2}
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	if err := storage.Restore(*dir, f, storage.Options{}); err != nil {
+		return err
+	}
+	rep, err := storage.Check(ctx, *dir, nil)
+	if err != nil {
+		return storeExit(err)
+	}
+	fmt.Fprintf(stdout, "restored %s into %s: %d multi-sessions, %d POS, %d orders, last bus id %d\n",
+		file, *dir, rep.Sessions, rep.POS, rep.Orders, rep.LastBusID)
+	return nil
+}

@@ -1,0 +1,151 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"possync/appliance"
+)
+
+// Problem classifies why a store cannot be opened.
+type Problem string
+
+const (
+	ProblemDamaged     Problem = "damaged"      // truncated or corrupt files
+	ProblemPermission  Problem = "permission"   // a file or the directory cannot be read or written
+	ProblemNewerFormat Problem = "newer format" // written by a newer possync (or Badger)
+	ProblemInUse       Problem = "in use"       // another process holds the store
+	ProblemMissing     Problem = "missing"      // the directory does not exist
+)
+
+// OpenError is returned by Open and Check when the store cannot be opened.
+// File is the file named by the failure ("" when none is known).
+type OpenError struct {
+	Dir     string
+	File    string
+	Problem Problem
+	Err     error
+}
+
+func (e *OpenError) Error() string {
+	where := e.Dir
+	if e.File != "" {
+		where = filepath.Join(e.Dir, e.File)
+	}
+	return fmt.Sprintf("store %s cannot be opened (%s): %s: %v", e.Dir, e.Problem, where, e.Err)
+}
+
+func (e *OpenError) Unwrap() error { return e.Err }
+
+// errNewerFormat marks a format key this build does not know.
+var errNewerFormat = errors.New("store written by a newer possync")
+
+var fileInErr = regexp.MustCompile(`(?i)([0-9]{6}\.(?:sst|vlog|mem)|MANIFEST|DISCARD|KEYREGISTRY|LOCK)`)
+
+// classifyOpenError wraps an error of badger.Open or init as *OpenError.
+func classifyOpenError(dir string, err error) *OpenError {
+	e := &OpenError{Dir: dir, Problem: ProblemDamaged, Err: err}
+	msg := err.Error()
+	if m := fileInErr.FindString(msg); m != "" {
+		e.File = m
+		if !strings.HasSuffix(m, "sst") && !strings.HasSuffix(m, "vlog") && !strings.HasSuffix(m, "mem") {
+			e.File = strings.ToUpper(m) // Badger says "manifest has bad magic"
+		}
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && e.File == "":
+		e.Problem = ProblemMissing
+	case errors.Is(err, fs.ErrPermission) || isErrno(err, syscall.EACCES) || isErrno(err, syscall.EPERM):
+		e.Problem = ProblemPermission
+	case strings.Contains(msg, "Cannot acquire directory lock"):
+		e.Problem = ProblemInUse
+	case errors.Is(err, errNewerFormat) || strings.Contains(msg, "manifest has unsupported version") ||
+		strings.Contains(msg, "unsupported version"):
+		e.Problem = ProblemNewerFormat
+	}
+	return e
+}
+
+// Report is what Check found in a store.
+type Report struct {
+	Dir                         string
+	Sessions, POS, Orders, Bcst int
+	LastBusID                   uint64
+	LSMBytes, VLogBytes         int64
+}
+
+// Check opens the store in dir read-only, reads and decodes every record
+// and reports what it holds. It never writes to dir. A store that cannot
+// be opened or read gives an *OpenError.
+func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rep := Report{Dir: dir}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return rep, classifyOpenError(dir, err)
+	}
+	if !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return !e.IsDir() }) {
+		return rep, nil // empty (possync recover leaves damaged-* directories): serve starts afresh
+	}
+	bdb, err := badger.Open(badgerOptions(dir, Options{}, logger).WithReadOnly(true))
+	if err != nil {
+		return rep, classifyOpenError(dir, err)
+	}
+	defer bdb.Close()
+	rep.LSMBytes, rep.VLogBytes = bdb.Size()
+	s := &appliance.Snapshot{}
+	err = bdb.View(func(txn *badger.Txn) error {
+		if err := checkFormat(txn); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := loadItem(s, it.Item()); err != nil {
+				return fmt.Errorf("key %x: %w", it.Item().Key(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, classifyOpenError(dir, err)
+	}
+	rep.Sessions, rep.POS, rep.Orders, rep.Bcst = len(s.Sessions), len(s.POS), len(s.Orders), len(s.Broadcasts)
+	rep.LastBusID = s.LastBusID
+	return rep, nil
+}
+
+// checkFormat checks the format key, if present.
+func checkFormat(txn *badger.Txn) error {
+	item, err := txn.Get(keyFormat)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return err
+	}
+	if len(v) != 1 || v[0] != formatVersion {
+		return fmt.Errorf("format %x, this build reads %d: %w", v, formatVersion, errNewerFormat)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"possync/appliance"
+)
+
+// newFilledStore creates a store in a temporary directory with one
+// session and n orders, closes it and returns the directory.
+func newFilledStore(t *testing.T, n int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := Open(dir, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := appliance.SessionKey{DB: "d", ID: 1}
+	b := &appliance.Batch{Sessions: []appliance.SessionRecord{{Key: key, OrderID: int64(n)}}}
+	for i := range n {
+		b.Orders = append(b.Orders, appliance.OrderRecord{Key: appliance.OrderKey{Session: key, UID: fmt.Sprintf("u%d", i)},
+			Revision: 1, State: appliance.StateDraft, Message: []byte(`{"data":{}}`)})
+	}
+	if err := db.Commit(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestCheckHealthyStore(t *testing.T) {
+	dir := newFilledStore(t, 5)
+	rep, err := Check(context.Background(), dir, nil)
+	if err != nil || rep.Sessions != 1 || rep.Orders != 5 {
+		t.Fatalf("Check() = %+v, %v; want 1 session, 5 orders", rep, err)
+	}
+}
+
+// Each way a store can be unopenable gives an *OpenError naming the file
+// and the problem, from Open and from the read-only Check alike, and
+// neither deletes anything.
+func TestOpenDamagedStore(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		damage  func(t *testing.T, dir string)
+		problem Problem
+		file    string
+	}{
+		{"truncated MANIFEST", func(t *testing.T, dir string) {
+			if err := os.Truncate(filepath.Join(dir, "MANIFEST"), 5); err != nil {
+				t.Fatal(err)
+			}
+		}, ProblemDamaged, "MANIFEST"},
+		{"garbage MANIFEST", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), []byte("this is not a manifest at all"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, ProblemDamaged, "MANIFEST"},
+		{"newer format", func(t *testing.T, dir string) {
+			bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := bdb.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte{formatVersion + 1}) }); err != nil {
+				t.Fatal(err)
+			}
+			bdb.Close()
+		}, ProblemNewerFormat, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := newFilledStore(t, 3)
+			tc.damage(t, dir)
+			before := listDir(t, dir)
+			_, err := Check(context.Background(), dir, nil)
+			var oe *OpenError
+			if !errors.As(err, &oe) || oe.Problem != tc.problem {
+				t.Errorf("Check() = %v, want an OpenError %q", err, tc.problem)
+			}
+			if after := listDir(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("files changed by the read-only Check: %v, before %v", after, before)
+			}
+			_, err = Open(dir, Options{Logger: slog.New(slog.DiscardHandler)})
+			if !errors.As(err, &oe) || oe.Problem != tc.problem || oe.File != tc.file {
+				t.Fatalf("Open() = %v, want an OpenError %q naming %q", err, tc.problem, tc.file)
+			}
+			t.Logf("Open: %v", err)
+			after := fmt.Sprint(listDir(t, dir))
+			for _, f := range before { // Badger may rotate empty value logs, never drop tables
+				if (strings.Contains(f, ".sst:") || strings.HasPrefix(f, "MANIFEST:")) && !strings.Contains(after, f) {
+					t.Errorf("%s gone after a failed Open: %s", f, after)
+				}
+			}
+		})
+	}
+}
+
+func TestClassifyOpenError(t *testing.T) {
+	err := classifyOpenError("/d", fmt.Errorf("while opening file /d/000001.vlog: %w", fs.ErrPermission))
+	if err.Problem != ProblemPermission || err.File != "000001.vlog" {
+		t.Errorf("permission: %+v", err)
+	}
+	err = classifyOpenError("/d", errors.New("Cannot acquire directory lock on \"/d\".  Another process is using this Badger database"))
+	if err.Problem != ProblemInUse {
+		t.Errorf("lock: %+v", err)
+	}
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		info, _ := e.Info()
+		names = append(names, fmt.Sprintf("%s:%d", e.Name(), info.Size()))
+	}
+	return names
+}
