@@ -57,14 +57,30 @@ unit() {
 # the four with compilation). The seeds, and any crasher kept under the
 # package's testdata/fuzz/<Target>/, also run as plain tests in unit.
 fuzz() {
-	local t=${FUZZTIME:-10s} target pkg
+	local t=${FUZZTIME:-10s} target pkg log try
+	log=$(mktemp)
 	for target in FuzzDecode:./storage/ FuzzUpdate:./appliance/engine/ FuzzPollParams:./appliance/engine/ FuzzEnvelope:./appliance/httpapi/; do
 		pkg=${target#*:}
 		target=${target%%:*}
-		echo "--- ${target} (${pkg}, ${t})"
-		go test -count=1 -run '^$' -fuzz "^${target}\$" -fuzztime "$t" "$pkg" 2>&1 | grep -E '^(fuzz: elapsed: [0-9]+s, execs|ok|FAIL|---|\s)' | tail -n 3
-		test "${PIPESTATUS[0]}" -eq 0
+		for try in 1 2; do
+			echo "--- ${target} (${pkg}, ${t})"
+			if go test -count=1 -run '^$' -fuzz "^${target}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1; then
+				grep -E '^(fuzz: elapsed: [0-9]+s, execs|ok)' "$log" | tail -n 2
+				break
+			fi
+			tail -n 30 "$log"
+			# A failing input is written to testdata/fuzz: that is a finding,
+			# never retried. A failure without one (a fuzz worker that hung
+			# or was killed on a loaded machine) is tried once more.
+			if [[ -n $(git status --porcelain -- "${pkg}testdata/fuzz" 2>/dev/null) || $try == 2 ]]; then
+				echo "fuzz: ${target} failed" >&2
+				rm -f "$log"
+				return 1
+			fi
+			echo "fuzz: ${target} failed without a failing input; trying once more"
+		done
 	done
+	rm -f "$log"
 }
 
 case $mode in
