@@ -85,8 +85,10 @@ type Report struct {
 	LSMBytes, VLogBytes         int64
 }
 
-// Check opens the store in dir read-only, reads and decodes every record
-// and reports what it holds. It never writes to dir. A store that cannot
+// Check opens a scratch copy of the store in dir read-only (shadow.go),
+// reads and decodes every record and reports what it holds. It never
+// changes a store file in dir, and it reports table files that opening the
+// store would delete as damage. A store that cannot
 // be opened or read gives an *OpenError.
 func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error) {
 	if logger == nil {
@@ -100,11 +102,27 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 	if !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return !e.IsDir() }) {
 		return rep, nil // empty (possync recover leaves damaged-* directories): serve starts afresh
 	}
-	bdb, err := badger.Open(badgerOptions(dir, Options{}, logger).WithReadOnly(true))
+	unlock, err := lockDir(dir)
 	if err != nil {
 		return rep, classifyOpenError(dir, err)
 	}
+	defer unlock()
+	shadow, tables, err := shadowCopy(dir, entries)
+	if err != nil {
+		return rep, err
+	}
+	defer os.RemoveAll(shadow)
+	bdb, err := badger.Open(badgerOptions(shadow, Options{}, logger).WithReadOnly(true))
+	if err != nil {
+		return rep, classifyOpenError(dir, errors.New(strings.ReplaceAll(err.Error(), shadow, dir)))
+	}
 	defer bdb.Close()
+	if gone := droppedTables(shadow, tables); len(gone) > 0 {
+		return rep, &OpenError{Dir: dir, File: "MANIFEST", Problem: ProblemDamaged, Err: fmt.Errorf(
+			"the MANIFEST does not list %d of the %d table files (%s), so opening the store would delete them: "+
+				"the MANIFEST is damaged or cut short (or a crash interrupted a compaction); keep a copy of the directory",
+			len(gone), len(tables), strings.Join(gone, ", "))}
+	}
 	rep.LSMBytes, rep.VLogBytes = bdb.Size()
 	s := &appliance.Snapshot{}
 	err = bdb.View(func(txn *badger.Txn) error {

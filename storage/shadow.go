@@ -1,0 +1,102 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Badger's read-only mode still tidies the directory it opens: replaying a
+// MANIFEST cut short after its header, it deletes the table files the
+// MANIFEST no longer lists (seen: check-store "OK, 0 orders" and both
+// .sst files gone). So Check opens a scratch copy instead: table files
+// (immutable, at most deleted) are hard links, everything else is copied,
+// and the tables Badger would drop are reported.
+
+// shadowDir is the prefix of Check's scratch copy inside the data
+// directory (same file system, so table files can be hard links).
+const shadowDir = ".possync-check-"
+
+// lockDir takes Badger's own lock (an exclusive flock on the directory)
+// without waiting, so Check neither reads a store a server is writing nor
+// lets one start meanwhile. The returned func releases it.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("Cannot acquire directory lock on %q. Another process is using this Badger database: %w", dir, err)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// shadowCopy makes the scratch copy of the store files in dir and returns
+// its path and the names of its table files. The caller removes it.
+func shadowCopy(dir string, entries []fs.DirEntry) (string, []string, error) {
+	shadow, err := os.MkdirTemp(dir, shadowDir)
+	if err != nil {
+		shadow, err = os.MkdirTemp("", shadowDir) // a read-only data directory: copy elsewhere
+		if err != nil {
+			return "", nil, fmt.Errorf("make a scratch copy to check: %w", err)
+		}
+	}
+	var tables []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		src, dst := filepath.Join(dir, e.Name()), filepath.Join(shadow, e.Name())
+		if strings.HasSuffix(e.Name(), ".sst") {
+			tables = append(tables, e.Name())
+			if os.Link(src, dst) == nil {
+				continue
+			}
+		}
+		if err := copyFile(src, dst); err != nil {
+			os.RemoveAll(shadow)
+			return "", nil, fmt.Errorf("make a scratch copy to check: %w", err)
+		}
+	}
+	return shadow, tables, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// droppedTables returns the table files of tables that are gone from
+// shadow after Badger opened it.
+func droppedTables(shadow string, tables []string) []string {
+	var gone []string
+	for _, t := range tables {
+		if _, err := os.Stat(filepath.Join(shadow, t)); errors.Is(err, fs.ErrNotExist) {
+			gone = append(gone, t)
+		}
+	}
+	slices.Sort(gone)
+	return gone
+}
