@@ -10,8 +10,9 @@ import (
 )
 
 // LoadFiles loads an operator-supplied key pair and checks it: both files
-// readable, the key matching the certificate, the certificate valid at now.
-// Errors name the config key and the file.
+// readable, the key matching the certificate, not expired at now. Errors
+// name the config key and the file. A certificate not yet valid at now is
+// returned with an error wrapping ErrNotYetValid: serve it and warn.
 func LoadFiles(certFile, keyFile string, now time.Time) (*tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
@@ -36,10 +37,19 @@ func LoadFiles(certFile, keyFile string, now time.Time) (*tls.Certificate, error
 		return nil, fmt.Errorf("tls.cert_file %s: certificate expired on %s (clock says %s)", certFile,
 			leaf.NotAfter.UTC().Format(time.DateOnly), now.UTC().Format(time.DateOnly))
 	}
-	if now.Before(leaf.NotBefore) {
-		return nil, fmt.Errorf("tls.cert_file %s: certificate not valid before %s (clock says %s)", certFile,
-			leaf.NotBefore.UTC().Format(time.DateOnly), now.UTC().Format(time.DateOnly))
-	}
 	pair.Leaf = leaf
+	if now.Before(leaf.NotBefore) {
+		// A Pi has no battery-backed clock: until network time answers it
+		// may run years behind, and a certificate issued last week looks
+		// "not yet valid". The tills judge it by their own clocks, so the
+		// pair is served and the caller only warns.
+		return &pair, fmt.Errorf("tls.cert_file %s: certificate not valid before %s (clock says %s): %w", certFile,
+			leaf.NotBefore.UTC().Format(time.DateOnly), now.UTC().Format(time.DateOnly), ErrNotYetValid)
+	}
 	return &pair, nil
 }
+
+// ErrNotYetValid marks a key pair that LoadFiles returns together with an
+// error: the certificate's NotBefore is after the box's clock, which on a
+// box without a real-time clock usually means the clock is behind.
+var ErrNotYetValid = errors.New("the box's clock may be behind; serving it anyway")

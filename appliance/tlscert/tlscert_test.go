@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -104,6 +105,22 @@ func TestUpdateReissuesOnChange(t *testing.T) {
 	leaf, _ := x509.ParseCertificate(second.Certificate[0])
 	if len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.ParseIP("10.0.0.3")) {
 		t.Errorf("IPs = %v, want [10.0.0.3]", leaf.IPAddresses)
+	}
+}
+
+// A box whose clock is behind (no RTC, no network time yet) still serves
+// an operator's certificate that looks "not yet valid": the tills judge it
+// by their own clocks.
+func TestLoadFilesClockBehind(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := tlscert.NewAuto(dir, "", []string{"possync.local"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(dir, tlscert.ServerFile), filepath.Join(dir, tlscert.ServerKey)
+	early := time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC) // before the certificate's NotBefore
+	pair, err := tlscert.LoadFiles(cert, key, early)
+	if pair == nil || !errors.Is(err, tlscert.ErrNotYetValid) || !strings.Contains(err.Error(), "tls.cert_file") {
+		t.Fatalf("LoadFiles(clock in 2010) = %v, %v; want the pair and an ErrNotYetValid warning naming tls.cert_file", pair, err)
 	}
 }
 

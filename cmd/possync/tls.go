@@ -42,7 +42,9 @@ func openTLS(c config.Config, dataDir string, announced func() string, logger *s
 	log := logger.With("component", "tls")
 	if !c.TLS.Auto {
 		pair, err := tlscert.LoadFiles(c.TLS.CertFile, c.TLS.KeyFile, time.Now())
-		if err != nil {
+		if errors.Is(err, tlscert.ErrNotYetValid) {
+			log.Warn("HTTPS certificate not yet valid by this box's clock", "err", err)
+		} else if err != nil {
 			return nil, err
 		}
 		return &boxTLS{config: &tls.Config{Certificates: []tls.Certificate{*pair}}, log: log}, nil
@@ -183,6 +185,9 @@ func checkTLS(c config.Config) error {
 	}
 	if !c.TLS.Auto {
 		_, err := tlscert.LoadFiles(c.TLS.CertFile, c.TLS.KeyFile, time.Now())
+		if errors.Is(err, tlscert.ErrNotYetValid) {
+			return nil // served; serve warns (the clock may be behind)
+		}
 		return err
 	}
 	dir := tlscert.Dir(c.Storage.Dir)
