@@ -121,24 +121,12 @@ func parsePOSChannel(c string) (appliance.POSKey, bool) {
 }
 
 // pollStarted and pollEnded track the waiting polls of the POSes in keys.
-func (e *Engine) pollStarted(keys []appliance.POSKey) {
-	if len(keys) == 0 {
-		return
-	}
-	now := time.Now()
-	e.terms.mu.Lock()
-	for _, k := range keys {
-		t := e.terms.get(k)
-		if t == nil {
-			continue
-		}
-		t.polling++
-		t.lastPoll = now
-	}
-	e.terms.mu.Unlock()
-}
+func (e *Engine) pollStarted(keys []appliance.POSKey) { e.pollChanged(keys, +1) }
+func (e *Engine) pollEnded(keys []appliance.POSKey)   { e.pollChanged(keys, -1) }
 
-func (e *Engine) pollEnded(keys []appliance.POSKey) {
+// pollChanged adds delta to the waiting polls of the POSes in keys (never
+// below 0) and stamps their last poll.
+func (e *Engine) pollChanged(keys []appliance.POSKey, delta int) {
 	if len(keys) == 0 {
 		return
 	}
@@ -149,9 +137,7 @@ func (e *Engine) pollEnded(keys []appliance.POSKey) {
 		if t == nil {
 			continue
 		}
-		if t.polling > 0 {
-			t.polling--
-		}
+		t.polling = max(t.polling+delta, 0)
 		t.lastPoll = now
 	}
 	e.terms.mu.Unlock()

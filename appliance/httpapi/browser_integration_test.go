@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func TestBrowserCrossOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chromium not installed (build/deps/browser.txt; build/install-deps.sh installs it): %v", err)
 	}
-	var logs syncBuffer
+	var logs logBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := apptest.MustOpenServer(t, apptest.Options{PollHold: 5 * time.Second, Logger: logger})
 
@@ -151,23 +150,6 @@ func TestBrowserCrossOrigin(t *testing.T) {
 	} else {
 		t.Logf("preflights answered: %d; update→poll wake seen by the page: %.1f ms", n, out.PollMs)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func tail(s string, n int) string {

@@ -218,7 +218,7 @@ func runTill(t *testing.T, chromium, ns, home, url string, results chan lnaResul
 		"--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--enable-logging=stderr", "--v=0", "--user-data-dir="+t.TempDir(), url)
 	cmd.Env = append(os.Environ(), "HOME="+home)
-	var stderr syncBuffer
+	var stderr logBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
