@@ -17,7 +17,7 @@ import (
 
 // exitStore is the exit code of serve, check-store and recover when the
 // store cannot be opened (damaged, wrong permissions, newer format, in
-// use). systemd does not restart serve on it (RestartPreventExitStatus):
+// use). systemd restarts serve on it like any failure (a retry deletes nothing):
 // restarting cannot mend the store, and nothing is ever deleted.
 const exitStore = 3
 
