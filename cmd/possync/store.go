@@ -17,8 +17,8 @@ import (
 
 // exitStore is the exit code of serve, check-store and recover when the
 // store cannot be opened (damaged, wrong permissions, newer format, in
-// use). systemd restarts serve on it like any failure (a retry deletes nothing):
-// restarting cannot mend the store, and nothing is ever deleted.
+// use). systemd restarts serve on it like any failure: a start right after
+// a power cut may fail once, and a retry never deletes anything.
 const exitStore = 3
 
 // storeExit turns an *storage.OpenError into exit code exitStore with a
