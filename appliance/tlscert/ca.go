@@ -158,14 +158,34 @@ func parseCA(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
 	return &CA{Cert: cert, Key: key, PEM: certPEM}, nil
 }
 
-// writeFile writes data to path, mode 0600, through a temporary file.
+// writeFile writes data to path, mode 0600, through a temporary file that
+// is synced before the rename and the directory after it: without the
+// syncs a power cut within the kernel's writeback delay (about 30 s) left
+// an empty CA file, and possync could not start again after the reset
+// (seen in the QEMU boot test).
 func writeFile(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }
