@@ -165,7 +165,16 @@ func (tl *till) resync(t *testing.T, url string) {
 	for _, o := range tl.orders {
 		d, ok := orders[o.uid]
 		if ok {
+			// The copy replaces the local order (apply_ms_data): its
+			// revision and content are what the server holds, durable
+			// across the restart just checked, so they are what later
+			// checks compare against. A write lost in flight is gone
+			// from the till too.
 			o.rev = n(d["revision_ID"])
+			o.qty = lineQty(d)
+			if o.ackRev != 0 {
+				o.ackRev, o.ackQty = o.rev, o.qty
+			}
 			o.removing = false // the removal did not commit: pay it again
 		}
 		if ok || !o.removing {
