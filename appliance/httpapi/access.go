@@ -36,14 +36,25 @@ const (
 // is read.
 type access struct {
 	nets    []netip.Prefix
+	netsMsg string          // the configured networks as a refusal names them
 	origins map[string]bool // nil = any origin (CORS "*")
 }
 
 func newAccess(nets []netip.Prefix, origins []string) *access {
+	msg := "default: loopback and private LAN addresses"
 	if nets == nil {
 		nets = DefaultAllowedNetworks
+	} else {
+		names := make([]string, len(nets))
+		for i, p := range nets {
+			names[i] = p.String()
+		}
+		msg = strings.Join(names, ", ")
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
 	}
-	a := &access{nets: make([]netip.Prefix, len(nets))} // a copy: never write the caller's (or the default) slice
+	a := &access{nets: make([]netip.Prefix, len(nets)), netsMsg: msg} // a copy: never write the caller's (or the default) slice
 	for i, p := range nets {
 		a.nets[i] = p.Masked()
 	}
@@ -96,7 +107,7 @@ func (s *Server) check(ctx *fasthttp.RequestCtx) bool {
 	if ip, ok := s.access.allowedAddr(ctx.RemoteAddr()); !ok {
 		setCORS(ctx)
 		s.forbid(ctx, ruleNetwork, ip.String(),
-			"client address "+ip.String()+" is not in security.allowed_networks (default: loopback and private LAN addresses)")
+			"client address "+ip.String()+" is not in security.allowed_networks ("+s.access.netsMsg+")")
 		return false
 	}
 	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)

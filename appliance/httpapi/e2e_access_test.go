@@ -169,8 +169,8 @@ func TestAccessNetworks(t *testing.T) {
 			t.Fatalf("POST %s from 127.0.0.2 = %d %s, want 403", path, a.status, a.body)
 		}
 		name, msg := a.rpcErr(t)
-		if name != "werkzeug.exceptions.Forbidden" || !strings.Contains(msg, "127.0.0.2") || !strings.Contains(msg, "security.allowed_networks") {
-			t.Errorf("POST %s from 127.0.0.2: error %q %q, want Forbidden naming 127.0.0.2 and security.allowed_networks", path, name, msg)
+		if name != "werkzeug.exceptions.Forbidden" || !strings.Contains(msg, "127.0.0.2 is not in security.allowed_networks (127.0.0.1/32)") {
+			t.Errorf("POST %s from 127.0.0.2: error %q %q, want Forbidden naming 127.0.0.2 and the configured security.allowed_networks", path, name, msg)
 		}
 		if strings.Contains(string(a.body), "open_orders") {
 			t.Errorf("refused %s leaks status: %s", path, a.body)

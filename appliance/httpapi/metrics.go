@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"runtime"
@@ -191,7 +192,8 @@ func (s *Server) writeStateMetrics(w io.Writer) {
 func (s *Server) metricsPage(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	w := ctx.Response.BodyWriter()
-	s.metrics.set.WritePrometheus(w)
-	metrics.WriteProcessMetrics(w)
+	var buf bytes.Buffer
+	s.metrics.set.WritePrometheus(&buf)
+	metrics.WriteProcessMetrics(&buf)
+	ctx.SetBody(withHelp(buf.Bytes()))
 }

@@ -115,6 +115,11 @@ func scrape(t *testing.T, srv *apptest.Server) (map[string]float64, string) {
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
 	for sc.Scan() {
 		line := sc.Text()
+		if h, ok := strings.CutPrefix(line, "# HELP "); ok {
+			if name, text, _ := strings.Cut(h, " "); strings.TrimSpace(text) == "" || strings.Contains(text, "see docs/status.md") {
+				t.Errorf("metric family %s has no HELP text of its own", name)
+			}
+		}
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
