@@ -27,7 +27,23 @@ var ErrClosed = errors.New("closed")
 type Error struct {
 	Code    string
 	Message string
-	Err     error // optional cause, for errors.Is/As and logs
+	Value   string // optional: the refused value (a database name, a key) for the log's value= field
+	Err     error  // optional cause, for errors.Is/As and logs
+}
+
+// WithValue sets e.Value and returns e.
+func (e *Error) WithValue(v string) *Error {
+	e.Value = v
+	return e
+}
+
+// ErrorValue returns the Value of the first *Error in err's chain, or "".
+func ErrorValue(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Value
+	}
+	return ""
 }
 
 func (e *Error) Error() string {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	"possync/appliance"
@@ -65,7 +66,7 @@ func (e *Engine) checkDB(db string) error {
 	if e.allowedDBs == nil || e.allowedDBs[db] {
 		return nil
 	}
-	return appliance.Errorf(appliance.EFORBIDDEN, "database %q is not in security.allowed_databases", db)
+	return appliance.Errorf(appliance.EFORBIDDEN, "database %q is not in security.allowed_databases", db).WithValue(db)
 }
 
 // checkChannels refuses a poll naming a channel of a database that is not
@@ -86,7 +87,7 @@ func (e *Engine) checkChannels(channels []string) error {
 			continue
 		}
 		if err := e.checkDB(db); err != nil {
-			return appliance.Errorf(appliance.EFORBIDDEN, "params.channels names channel %s: database %q is not in security.allowed_databases", c, db)
+			return appliance.Errorf(appliance.EFORBIDDEN, "params.channels names channel %s: database %q is not in security.allowed_databases", c, db).WithValue(db)
 		}
 	}
 	return nil
@@ -99,10 +100,10 @@ func (e *Engine) admitSessionLocked(key appliance.SessionKey) error {
 		return nil
 	}
 	if e.dbs[key.DB] == 0 && len(e.dbs) >= e.opts.MaxDatabases {
-		return appliance.Errorf(appliance.ELIMIT, "database %q refused: this Sync Server already tracks its limit of %d databases (security.max_databases)", key.DB, e.opts.MaxDatabases)
+		return appliance.Errorf(appliance.ELIMIT, "database %q refused: this Sync Server already tracks its limit of %d databases (security.max_databases)", key.DB, e.opts.MaxDatabases).WithValue(key.DB)
 	}
 	if len(e.sessions) >= e.opts.MaxMultiSessions {
-		return appliance.Errorf(appliance.ELIMIT, "multi-session %d of database %q refused: this Sync Server already tracks its limit of %d multi-sessions (security.max_multi_sessions)", key.ID, key.DB, e.opts.MaxMultiSessions)
+		return appliance.Errorf(appliance.ELIMIT, "multi-session %d of database %q refused: this Sync Server already tracks its limit of %d multi-sessions (security.max_multi_sessions)", key.ID, key.DB, e.opts.MaxMultiSessions).WithValue(fmt.Sprintf("%s/%d", key.DB, key.ID))
 	}
 	return nil
 }
@@ -113,7 +114,7 @@ func (e *Engine) admitDB(db string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.dbs[db] == 0 && len(e.dbs) >= e.opts.MaxDatabases {
-		return appliance.Errorf(appliance.ELIMIT, "database %q refused: this Sync Server already tracks its limit of %d databases (security.max_databases)", db, e.opts.MaxDatabases)
+		return appliance.Errorf(appliance.ELIMIT, "database %q refused: this Sync Server already tracks its limit of %d databases (security.max_databases)", db, e.opts.MaxDatabases).WithValue(db)
 	}
 	return nil
 }
@@ -133,7 +134,7 @@ func (e *Engine) reservePOS(db string, ids []int64) (release func(), err error) 
 		return func() {}, nil
 	}
 	if len(e.posOwner)+e.posPending+n > e.opts.MaxTerminals {
-		return nil, appliance.Errorf(appliance.ELIMIT, "POS %d of database %q refused: this Sync Server already tracks its limit of %d terminals (security.max_terminals)", ids[0], db, e.opts.MaxTerminals)
+		return nil, appliance.Errorf(appliance.ELIMIT, "POS %d of database %q refused: this Sync Server already tracks its limit of %d terminals (security.max_terminals)", ids[0], db, e.opts.MaxTerminals).WithValue(fmt.Sprintf("%s/POS %d", db, ids[0]))
 	}
 	e.posPending += n
 	return func() {

@@ -289,6 +289,9 @@ func TestAccessDatabases(t *testing.T) {
 	if got := logs.lines("refused request", "rule=database"); len(got) != 1 {
 		t.Errorf("database refusal log lines = %d, want 1:\n%s", len(got), strings.Join(got, "\n"))
 	} else {
+		if !strings.Contains(got[0], " value=") || strings.Contains(got[0], ` value="" `) {
+			t.Errorf("%s refusal log line has no value: %s", "database", got[0])
+		}
 		t.Logf("logged: %s", got[0])
 	}
 }

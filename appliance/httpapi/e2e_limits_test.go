@@ -78,6 +78,9 @@ func TestStateBounds(t *testing.T) {
 	if got := logs.lines("refused request", "rule=limit"); len(got) != 1 {
 		t.Errorf("limit refusal log lines = %d, want 1 (once a minute per source and rule)", len(got))
 	} else {
+		if !strings.Contains(got[0], " value=") || strings.Contains(got[0], ` value="" `) {
+			t.Errorf("%s refusal log line has no value: %s", "limit", got[0])
+		}
 		t.Logf("logged: %s", got[0])
 	}
 

@@ -182,7 +182,7 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, id []byte, err error) {
 			rule = ruleLimit
 		}
 		if host := remoteHost(ctx.RemoteAddr()); s.limits.allow(rule, host) {
-			s.log.Warn("refused request", "rule", rule, "remote", host,
+			s.log.Warn("refused request", "rule", rule, "value", appliance.ErrorValue(err), "remote", host,
 				"method", string(ctx.Method()), "path", string(ctx.Path()), "err", msg)
 		}
 	default:
