@@ -55,6 +55,9 @@ var fileInErr = regexp.MustCompile(`(?i)([0-9]{6}\.(?:sst|vlog|mem)|MANIFEST|DIS
 
 // classifyOpenError wraps an error of badger.Open or init as *OpenError.
 func classifyOpenError(dir string, err error) *OpenError {
+	if fe := (*errFormat)(nil); errors.As(err, &fe) { // format.go knows its class
+		return &OpenError{Dir: dir, Problem: fe.problem, Err: err}
+	}
 	e := &OpenError{Dir: dir, Problem: ProblemDamaged, Err: err}
 	msg := err.Error()
 	if m := fileInErr.FindString(msg); m != "" {
@@ -83,6 +86,12 @@ type Report struct {
 	Sessions, POS, Orders, Bcst int
 	LastBusID                   uint64
 	LSMBytes, VLogBytes         int64
+	// Format is the data format found (format.go); Migrate is set when
+	// it is older than this build's, or a migration was interrupted:
+	// serve migrates it on start. FormatNote says so in words.
+	Format     int
+	Migrate    bool
+	FormatNote string
 }
 
 // Check opens a scratch copy of the store in dir read-only (shadow.go),
@@ -126,8 +135,19 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 	rep.LSMBytes, rep.VLogBytes = bdb.Size()
 	s := &appliance.Snapshot{}
 	err = bdb.View(func(txn *badger.Txn) error {
-		if err := checkFormat(txn); err != nil {
+		st, err := readFormat(txn)
+		if err != nil {
 			return err
+		}
+		if err := checkFormat(dir, st); err != nil {
+			return err
+		}
+		rep.Format, rep.Migrate, rep.FormatNote = st.format, st.from != 0 || st.format < currentFormat(), st.String()
+		if st.from != 0 {
+			rep.Format = st.from
+		}
+		if rep.Migrate {
+			rep.FormatNote += fmt.Sprintf(", migrated to %d when possync serve starts", currentFormat())
 		}
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
@@ -147,23 +167,4 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 	rep.Sessions, rep.POS, rep.Orders, rep.Bcst = len(s.Sessions), len(s.POS), len(s.Orders), len(s.Broadcasts)
 	rep.LastBusID = s.LastBusID
 	return rep, nil
-}
-
-// checkFormat checks the format key, if present.
-func checkFormat(txn *badger.Txn) error {
-	item, err := txn.Get(keyFormat)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return err
-	}
-	if len(v) != 1 || v[0] != formatVersion {
-		return fmt.Errorf("format %x, this build reads %d: %w", v, formatVersion, errNewerFormat)
-	}
-	return nil
 }

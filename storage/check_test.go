@@ -80,7 +80,7 @@ func TestOpenDamagedStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := bdb.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte{formatVersion + 1}) }); err != nil {
+			if err := bdb.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte{byte(currentFormat() + 1)}) }); err != nil {
 				t.Fatal(err)
 			}
 			bdb.Close()

@@ -16,9 +16,6 @@ import (
 
 var _ appliance.Store = (*DB)(nil)
 
-// formatVersion is the layout described in the package doc.
-const formatVersion byte = 1
-
 // DB is an appliance.Store backed by Badger. Its methods are safe for
 // concurrent use.
 type DB struct {
@@ -83,7 +80,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		logger.Warn(warning)
 	}
 	db.reserve = reserve
-	if err := db.init(); err != nil {
+	if err := db.init(opts.InMemory); err != nil {
 		bdb.Close()
 		return nil, classifyOpenError(dir, err)
 	}
@@ -92,26 +89,18 @@ func Open(dir string, opts Options) (*DB, error) {
 		go db.gcLoop(opts.GCInterval)
 	}
 	lsm, vlog := bdb.Size()
-	logger.Info("store opened", "dir", dir, "last_bus_id", db.lastBus, "reserve_bytes", db.reserve, "lsm_bytes", lsm, "vlog_bytes", vlog)
+	logger.Info("store opened", "dir", dir, "format", currentFormat(), "last_bus_id", db.lastBus, "reserve_bytes", db.reserve, "lsm_bytes", lsm, "vlog_bytes", vlog)
 	return db, nil
 }
 
-// init checks or writes the format key and reads last_bus_id.
-func (db *DB) init() error {
-	return db.bdb.Update(func(txn *badger.Txn) error {
-		_, err := txn.Get(keyFormat)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			if err := txn.Set(keyFormat, []byte{formatVersion}); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		default:
-			if err := checkFormat(txn); err != nil {
-				return err
-			}
-		}
+// init brings the store to the current data format (format.go) and
+// reads last_bus_id.
+func (db *DB) init(inMemory bool) error {
+	if err := db.ensureFormat(inMemory); err != nil {
+		return err
+	}
+	return db.bdb.View(func(txn *badger.Txn) error {
+		var err error
 		db.lastBus, err = readLastBus(txn)
 		return err
 	})

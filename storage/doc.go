@@ -17,7 +17,8 @@
 // so byte order is numeric order for negative ids too. uint64 ids are plain
 // 8-byte big-endian.
 //
-//	0x00 "format"             → 1 byte: format version (1)
+//	0x00 "format"             → 1 byte: data format (1); 2 bytes from, to
+//	                            while a migration runs (format.go)
 //	0x00 "last_bus_id"        → uint64 BE: highest notification id committed
 //	0x01 db session           → SessionRecord
 //	0x02 db pos               → POSRecord

@@ -53,7 +53,7 @@ func shadowCopy(dir string, entries []fs.DirEntry) (string, []string, error) {
 	}
 	var tables []string
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		if !e.Type().IsRegular() || isPreMigrationCopy(e.Name()) {
 			continue
 		}
 		src, dst := filepath.Join(dir, e.Name()), filepath.Join(shadow, e.Name())

@@ -102,7 +102,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer f.Close()
 	if err := storage.Restore(*dir, f, storage.Options{}); err != nil {
-		return err
+		return storeExit(err) // exit 3 for a backup of a newer data format
 	}
 	rep, err := storage.Check(ctx, *dir, nil)
 	if err != nil {

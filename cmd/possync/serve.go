@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +106,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	format := strconv.Itoa(store.Format()) // docs/the-box.md "Versions of the data"
 	srv := httpapi.New(eng, httpapi.Options{
 		Addr:         cfg.HTTP.Listen,
 		Logger:       logger,
@@ -121,7 +123,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		AllowedNetworks:   cfg.Security.ParsedNetworks(),
 		AllowedOrigins:    cfg.Security.AllowedOrigins,
 		Health:            func() error { return eng.Health(5 * time.Second) },
-		Info:              func() map[string]string { return map[string]string{"Data directory": dir} },
+		Info:              func() map[string]string { return map[string]string{"Data directory": dir, "Data format": format} },
 		Storage:           storageInfo(store, logger),
 		Backup:            store.Backup,
 		Addresses:         addrs.get,

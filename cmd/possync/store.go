@@ -35,7 +35,10 @@ func storeExit(err error) error {
 	case storage.ProblemInUse:
 		hint = "another possync is running on this directory; stop it first"
 	case storage.ProblemNewerFormat:
-		hint = "run the possync version that wrote it, or 'possync recover' to start empty (the old store is kept)"
+		hint = "run a possync that reads this format, or roll back the data: 'possync recover -data " + oe.Dir +
+			"' then 'possync restore' of the pre-migration-*.backup it moved, or of a backup of your own (docs/the-box.md \"Versions of the data\")"
+	case storage.ProblemMigration:
+		hint = "the store was not migrated to this version's data format; see the log line above and docs/the-box.md \"Versions of the data\""
 	}
 	return &exitError{code: exitStore, err: fmt.Errorf("%w; %s", err, hint)}
 }
@@ -55,8 +58,8 @@ func runCheckStore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return storeExit(err)
 	}
-	fmt.Fprintf(stdout, "%s: OK: %d multi-sessions, %d POS, %d orders, %d broadcasts, last bus id %d, %d KiB of tables, %d KiB of value log\n",
-		rep.Dir, rep.Sessions, rep.POS, rep.Orders, rep.Bcst, rep.LastBusID, rep.LSMBytes>>10, rep.VLogBytes>>10)
+	fmt.Fprintf(stdout, "%s: OK: %d multi-sessions, %d POS, %d orders, %d broadcasts, last bus id %d, %d KiB of tables, %d KiB of value log, data %s\n",
+		rep.Dir, rep.Sessions, rep.POS, rep.Orders, rep.Bcst, rep.LastBusID, rep.LSMBytes>>10, rep.VLogBytes>>10, rep.FormatNote)
 	return nil
 }
 
