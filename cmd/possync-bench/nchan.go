@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/valyala/fasthttp"
 )
 
@@ -228,7 +228,7 @@ func (t *ncTerm) subscribe(ctx context.Context, rec *recorder) {
 		}
 		var m busMessage
 		if err == nil {
-			err = json.Unmarshal(resp.Body(), &m)
+			err = jsonv2.Unmarshal(resp.Body(), &m)
 		}
 		if err != nil {
 			rec.fail(fmt.Errorf("nchan subscriber %s: %w", channelID(t.info), err))
