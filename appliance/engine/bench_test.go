@@ -73,3 +73,17 @@ func BenchmarkParseUpdate(b *testing.B) {
 		markChanged(r.data, prev)
 	}
 }
+
+// BenchmarkParsePoll measures ParsePoll on the params an Odoo 12 terminal
+// sends with every /longpolling/poll (its two channels and its cursor).
+func BenchmarkParsePoll(b *testing.B) {
+	e := New(memstore.New(), Options{})
+	params := json.RawMessage(`{"channels":["[\"shop\",\"pos.longpolling\",\"17\"]","[\"shop\",\"pos.multi_session\",\"17\"]"],"last":123456,"options":{"bus_inactivity":1234}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		pp, err := e.ParsePoll(params)
+		if err != nil || len(pp.Channels) != 2 || pp.Last != 123456 {
+			b.Fatalf("ParsePoll = %+v, %v", pp, err)
+		}
+	}
+}

@@ -73,19 +73,57 @@ func splitObject(raw []byte) (object, bool) {
 	}
 }
 
-// memberKey decodes a quoted key: its bytes when it is plain ASCII without
-// escapes, otherwise as encoding/json decodes it.
+// memberKey decodes a JSON string (a key or a string value, quotes
+// included): its bytes when it is plain ASCII without escapes, otherwise as
+// encoding/json decodes it.
 func memberKey(q []byte) (string, bool) {
+	body := q[1 : len(q)-1]
 	plain := true
-	for _, c := range q[1 : len(q)-1] {
+	for _, c := range body {
 		if c == '\\' || c >= utf8.RuneSelf || c < 0x20 {
 			plain = false
 			break
 		}
 	}
 	if plain {
-		return string(q[1 : len(q)-1]), true
+		return string(body), true
 	}
+	// ASCII with only two-character escapes (a channel name is
+	// "[\"db\",\"pos.multi_session\",\"7\"]"): unescaped here.
+	out := make([]byte, 0, len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c >= utf8.RuneSelf || c < 0x20 {
+			return decodeString(q)
+		}
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i++; i == len(body) {
+			return decodeString(q)
+		}
+		switch body[i] {
+		case '"', '\\', '/':
+			out = append(out, body[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		default: // \u…: left to encoding/json
+			return decodeString(q)
+		}
+	}
+	return string(out), true
+}
+
+func decodeString(q []byte) (string, bool) {
 	var k string
 	return k, json.Unmarshal(q, &k) == nil
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -8,7 +9,7 @@ import (
 
 var splitCases = []string{
 	`{}`, ` { } `, `{"a":1}`, `{"a" : [1, {"b":"}"}] , "c":"x\"y" }`,
-	`{"a":1,"a":2}`, `{"\u0061ction":"x","é":true,"k\n":null}`, "{\"\xff\":1}",
+	`{"a":1,"a":2}`, `{"\u0061ction":"x","é":true,"k\n":null,"[\"db\",\"c\/\\\b\f\r\t\"]":1}`, "{\"\xff\":1}",
 	`{"lines":[[0,0,{"uid":"l1","qty":1e3,"note":"[{\\\""}]],"n":-0.5,"t":true,"f":false}`,
 	`{"nested":{"deep":{"deeper":[[],{},"",0]}}}`,
 }
@@ -78,12 +79,22 @@ func FuzzSplitObject(f *testing.F) {
 	}
 	f.Add([]byte(` [ [0, 0, {"a":1}] , [] ,[null,"]"]] `))
 	f.Add([]byte(`[null,[1]]`))
+	f.Add([]byte(`"[\"shop\",\"pos.multi_session\",\"7\"]"`))
+	f.Add([]byte(`"a\/b\n\u00e9\t"`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		switch kind(raw) {
 		case "object":
 			checkSplit(t, raw)
 		case "array":
 			checkTriples(t, raw)
+		case "string":
+			var want string
+			if json.Unmarshal(raw, &want) != nil {
+				return
+			}
+			if got, ok := memberKey(bytes.TrimSpace(raw)); !ok || got != want {
+				t.Fatalf("memberKey(%q) = %q, %v; want %q", raw, got, ok, want)
+			}
 		}
 	})
 }
