@@ -42,3 +42,48 @@ func BenchmarkUpdateOrder(b *testing.B) {
 		rev = r.Revision
 	}
 }
+
+// BenchmarkParseUpdate measures the parsing part of an update_order of a
+// ~6 KiB order with 20 lines: parseRequest (params, message, data) and
+// markChanged against the previous lines (parseLines), without the
+// commit or the broadcast.
+func BenchmarkParseUpdate(b *testing.B) {
+	lines := make([]any, 20)
+	for i := range lines {
+		lines[i] = []any{0, 0, map[string]any{"uid": fmt.Sprint("00001-001-0001-", i), "qty": 1, "price_unit": 4.8, "price_subtotal": 4.8,
+			"price_subtotal_incl": 4.8, "discount": 0, "product_id": 50 + i, "id": i + 1, "pack_lot_ids": []any{}, "note": "",
+			"tax_ids": []any{[]any{6, false, []any{}}}, "ms_info": map[string]any{"created": map[string]any{"user": map[string]any{"id": 2, "name": "Mitchell Admin"}, "pos": map[string]any{"id": 1, "name": "Shop 1"}}}}}
+	}
+	params := mustJSON(b, map[string]any{"multi_session_id": 1, "dbname": "shop", "user_ID": 2, "message": orderMsg(1, "00001-001-0001", 1, 2, 1, "n1", lines...)})
+	first, err := parseRequest(params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prev := markChanged(first.data, nil)
+	b.SetBytes(int64(len(params)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := parseRequest(params)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := parseOrderUpdate(r.data, pData); err != nil {
+			b.Fatal(err)
+		}
+		markChanged(r.data, prev)
+	}
+}
+
+// BenchmarkParsePoll measures ParsePoll on the params an Odoo 12 terminal
+// sends with every /longpolling/poll (its two channels and its cursor).
+func BenchmarkParsePoll(b *testing.B) {
+	e := New(memstore.New(), Options{})
+	params := json.RawMessage(`{"channels":["[\"shop\",\"pos.longpolling\",\"17\"]","[\"shop\",\"pos.multi_session\",\"17\"]"],"last":123456,"options":{"bus_inactivity":1234}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		pp, err := e.ParsePoll(params)
+		if err != nil || len(pp.Channels) != 2 || pp.Last != 123456 {
+			b.Fatalf("ParsePoll = %+v, %v", pp, err)
+		}
+	}
+}

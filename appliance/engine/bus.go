@@ -20,6 +20,10 @@ type Notification struct {
 // AppendMessage appends the notification's JSON message to dst.
 func (n Notification) AppendMessage(dst []byte) []byte { return n.b.AppendMessage(dst, n.i) }
 
+// MessageSize returns an upper bound of the bytes AppendMessage appends,
+// so an answer can be rendered into one buffer of the right size.
+func (n Notification) MessageSize() int { return len(n.b.Prefix) + len(n.b.Suffix) + 20 }
+
 // Bus is the Odoo-style long-polling bus: notifications on exact-string
 // channels with one global, increasing id sequence.
 //
@@ -36,9 +40,10 @@ type Bus struct {
 	pending   []*reservation // unfinished and finished-but-blocked reservations, id order
 	chans     map[string]*chanState
 	closed    bool
-	published uint64 // notifications made visible since start
-	delivered uint64 // notifications answered to polls since start
-	waiting   int    // polls currently waiting
+	published uint64    // notifications made visible since start
+	delivered uint64    // notifications answered to polls since start
+	waiting   int       // polls currently waiting
+	woken     []*waiter // waiters a publish in progress will answer (see answerWokenLocked)
 }
 
 type chanState struct {
@@ -58,9 +63,25 @@ type entry struct {
 	i      int
 }
 
+// waiter is one parked poll. A publish answers it under Bus.mu (collects
+// its notifications into out, takes it off every channel, sets answered)
+// before signalling ch, so the woken poll returns without taking Bus.mu
+// again: a burst of N woken polls does not queue N times on the lock.
 type waiter struct {
 	ch  chan struct{}
 	pub time.Time // when the first publish woke it (monotonic); guarded by Bus.mu
+
+	// The poll's question, read by the publisher under Bus.mu.
+	channels []string
+	after    uint64
+	replay   bool
+	since    time.Time
+
+	// Written under Bus.mu before ch is signalled; read by the poll after
+	// it received from ch (the channel orders the accesses) or under Bus.mu.
+	woken    bool // queued in Bus.woken
+	answered bool // out is the answer; the waiter is off every channel
+	out      []Notification
 }
 
 type reservation struct {
@@ -104,6 +125,7 @@ func (b *Bus) load(bcs []appliance.Broadcast, retention time.Duration) {
 		prev = born
 		b.publishLocked(bc, born, false)
 	}
+	b.answerWokenLocked()
 }
 
 // reserve takes n consecutive ids. The caller must call finish exactly once.
@@ -142,6 +164,33 @@ func (b *Bus) finish(r *reservation, bcasts []*appliance.Broadcast) {
 			close(p.popped)
 		}
 	}
+	b.answerWokenLocked()
+}
+
+// answerWokenLocked answers the waiters woken by the publishes just made:
+// each gets every notification visible now on its channels (so one answer
+// carries all of a burst of commits), leaves its channels and is signalled.
+// Called with b.mu held, after the last publish of a batch.
+func (b *Bus) answerWokenLocked() {
+	for i, w := range b.woken {
+		b.woken[i] = nil
+		w.out = b.collectLocked(w.channels, w.after, w.replay, w.since)
+		b.delivered += uint64(len(w.out))
+		b.leaveLocked(w)
+		w.answered = true
+		w.ch <- struct{}{} // 1-buffered and signalled once: never blocks
+	}
+	b.woken = b.woken[:0]
+}
+
+// leaveLocked takes w off its channels and the waiting count.
+func (b *Bus) leaveLocked(w *waiter) {
+	b.waiting--
+	for _, c := range w.channels {
+		if cs := b.chans[c]; cs != nil {
+			delete(cs.waiters, w)
+		}
+	}
 }
 
 func (b *Bus) publishLocked(bc *appliance.Broadcast, born time.Time, replay bool) {
@@ -155,16 +204,14 @@ func (b *Bus) publishLocked(bc *appliance.Broadcast, born time.Time, replay bool
 		id := bc.FirstID + uint64(i)
 		cs.entries = append(cs.entries, entry{id: id, born: born, replay: replay, b: bc, i: i})
 		for w := range cs.waiters {
-			if w.pub.IsZero() {
-				if now.IsZero() {
-					now = time.Now()
-				}
-				w.pub = now
+			if w.woken {
+				continue
 			}
-			select {
-			case w.ch <- struct{}{}:
-			default:
+			if now.IsZero() {
+				now = time.Now()
 			}
+			w.pub, w.woken = now, true
+			b.woken = append(b.woken, w)
 		}
 		if id > b.newest {
 			b.newest = id
@@ -250,7 +297,7 @@ func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bo
 		b.mu.Unlock()
 		return out, time.Time{}
 	}
-	w := &waiter{ch: make(chan struct{}, 1)}
+	w := &waiter{ch: make(chan struct{}, 1), channels: req.Channels, after: after, replay: replay, since: since}
 	for _, c := range req.Channels {
 		cs := b.chans[c]
 		if cs == nil {
@@ -268,6 +315,11 @@ func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bo
 	t := time.NewTimer(req.Hold)
 	select {
 	case <-w.ch:
+		if w.answered {
+			// A publish answered this poll under the lock (answerWokenLocked).
+			t.Stop()
+			return w.out, w.pub
+		}
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -275,12 +327,11 @@ func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bo
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.waiting--
-	for _, c := range req.Channels {
-		if cs := b.chans[c]; cs != nil {
-			delete(cs.waiters, w)
-		}
+	if w.answered {
+		// Answered by a publish while the timer or ctx fired.
+		return w.out, w.pub
 	}
+	b.leaveLocked(w)
 	if b.closed {
 		return nil, time.Time{}
 	}

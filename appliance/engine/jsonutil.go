@@ -23,6 +23,13 @@ func parseObject(raw json.RawMessage, path string) (object, error) {
 	if k := kind(raw); k != "object" {
 		return nil, invalid("%s must be a JSON object, got %s", path, k)
 	}
+	// Validate once, then split in one pass (jsonsplit.go) instead of
+	// the reflection-based decode; the error comes from encoding/json.
+	if json.Valid(raw) {
+		if o, ok := splitObject(raw); ok {
+			return o, nil
+		}
+	}
 	var o object
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return nil, invalid("%s is not valid JSON: %v", path, err)

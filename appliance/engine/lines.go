@@ -82,16 +82,21 @@ func parseLines(raw json.RawMessage) ([]line, bool) {
 		return nil, false
 	}
 	// Fast path: every element is an array (the Odoo [0, 0, {...}] form).
-	var triples [][]json.RawMessage
-	if json.Unmarshal(raw, &triples) == nil {
+	// raw is a member of a parsed message (valid JSON): split it without
+	// validating it again, or fall back to encoding/json.
+	triples, ok := splitTriples(raw)
+	if !ok && json.Unmarshal(raw, &triples) == nil {
+		ok = true
+	}
+	if ok {
 		out := make([]line, len(triples))
 		for i, tr := range triples {
 			out[i].raw = encodeRaw(tr)
 			if len(tr) < 3 || kind(tr[2]) != "object" {
 				continue
 			}
-			var d object
-			if json.Unmarshal(tr[2], &d) != nil {
+			d, ok := splitObject(tr[2])
+			if !ok {
 				continue
 			}
 			out[i].triple, out[i].dict = tr, d

@@ -74,17 +74,21 @@ func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 	if kind(chRaw) != "array" {
 		return pp, invalid("params.channels must be a list of channel strings, got %s", kind(chRaw))
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(chRaw, &items); err != nil {
-		return pp, invalid("params.channels is not valid JSON: %v", err)
+	// chRaw is a member of params, which parseObject validated: split it
+	// without validating it again (jsonsplit.go).
+	items, ok := splitArray(chRaw)
+	if !ok {
+		if err := json.Unmarshal(chRaw, &items); err != nil {
+			return pp, invalid("params.channels is not valid JSON: %v", err)
+		}
 	}
 	seen := make(map[string]bool, len(items))
 	for _, it := range items {
 		if kind(it) != "string" {
 			continue
 		}
-		var s string
-		if json.Unmarshal(it, &s) != nil || seen[s] {
+		s, ok := memberKey(it)
+		if !ok || seen[s] {
 			continue
 		}
 		seen[s] = true
@@ -110,15 +114,16 @@ func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 // parseLast maps a JSON number to a cursor: negative → 0, beyond uint64 →
 // MaxUint64 (above MaxJumpCursor: Poll answers it from the newest id).
 func parseLast(s string) uint64 {
-	var f float64
-	if err := json.Unmarshal([]byte(s), &f); err != nil || f <= 0 || math.IsNaN(f) {
+	// s is a JSON number (kind checked it, parseObject validated it); as
+	// encoding/json, a float64 out of range is an error.
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || math.IsNaN(f) {
 		return 0
 	}
 	if f >= math.MaxUint64 {
 		return math.MaxUint64
 	}
-	var n uint64
-	if err := json.Unmarshal([]byte(s), &n); err == nil {
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
 		return n
 	}
 	return uint64(f)

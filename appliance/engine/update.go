@@ -39,13 +39,13 @@ func parseRequest(params json.RawMessage) (*request, error) {
 	if r.userID, err = p.requiredInt("user_ID", "params"); err != nil {
 		return nil, err
 	}
-	if r.msg, err = parseObject(p.field("message"), pMsg); err != nil {
+	if r.msg, err = parseMember(p.field("message"), pMsg); err != nil {
 		return nil, err
 	}
 	if r.action, err = r.msg.requiredString("action", pMsg); err != nil {
 		return nil, err
 	}
-	if r.data, err = parseObject(r.msg.field("data"), pData); err != nil {
+	if r.data, err = parseMember(r.msg.field("data"), pData); err != nil {
 		return nil, err
 	}
 	if r.run, err = r.data.requiredInt("run_ID", pData); err != nil {

@@ -140,8 +140,16 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 	notes := s.eng.Poll(pctx, pp, s.opts.PollHold, s.opts.Replay)
 	s.watch.leave(parked)
 	cancel()
-	buf := make([]byte, 0, 256)
-	buf = append(buf, '[')
+	// The answer is rendered once, envelope included, into a buffer of
+	// its final size, and handed to fasthttp without another copy.
+	size := 64 + len(env.ID)
+	for _, n := range notes {
+		size += 48 + len(n.Channel) + n.MessageSize()
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, `{"jsonrpc":"2.0","id":`...)
+	buf = appendID(buf, env.ID)
+	buf = append(buf, `,"result":[`...)
 	for i, n := range notes {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -154,8 +162,9 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 		buf = n.AppendMessage(buf)
 		buf = append(buf, '}')
 	}
-	buf = append(buf, ']')
-	s.writeResult(ctx, env.ID, buf)
+	buf = append(buf, "]}"...)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(buf)
 }
 
 func (s *Server) writeResult(ctx *fasthttp.RequestCtx, id, result []byte) {

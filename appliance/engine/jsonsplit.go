@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// parseMember is parseObject for raw taken from an object that parseObject
+// (or parseMember) already decoded, hence valid JSON: it splits the object
+// into its members in one pass without validating it again (encoding/json
+// validates every nested value once per level, which for a 6 KiB order was
+// most of the update's parse time). Same result and errors as parseObject.
+func parseMember(raw json.RawMessage, path string) (object, error) {
+	if len(raw) == 0 || kind(raw) != "object" {
+		return parseObject(raw, path)
+	}
+	if o, ok := splitObject(raw); ok {
+		return o, nil
+	}
+	return parseObject(raw, path)
+}
+
+// splitObject decodes raw, a valid JSON object, into its members as
+// json.Unmarshal into an object would: values are copies of their raw text,
+// a later duplicate key wins, keys with escapes or non-ASCII bytes are
+// decoded by encoding/json. It reports false when raw does not have the
+// shape of an object (it is not valid JSON): the caller then falls back to
+// parseObject.
+func splitObject(raw []byte) (object, bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false
+	}
+	o := make(object)
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return o, skipSpace(raw, i+1) == len(raw)
+	}
+	for {
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, false
+		}
+		ke := endString(raw, i)
+		if ke < 0 {
+			return nil, false
+		}
+		key, ok := memberKey(raw[i:ke])
+		if !ok {
+			return nil, false
+		}
+		i = skipSpace(raw, ke)
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, false
+		}
+		vs := skipSpace(raw, i+1)
+		ve := endValue(raw, vs)
+		if ve < 0 {
+			return nil, false
+		}
+		o[key] = append(json.RawMessage(nil), raw[vs:ve]...)
+		i = skipSpace(raw, ve)
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case '}':
+			return o, skipSpace(raw, i+1) == len(raw)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// memberKey decodes a JSON string (a key or a string value, quotes
+// included): its bytes when it is plain ASCII without escapes, otherwise as
+// encoding/json decodes it.
+func memberKey(q []byte) (string, bool) {
+	body := q[1 : len(q)-1]
+	plain := true
+	for _, c := range body {
+		if c == '\\' || c >= utf8.RuneSelf || c < 0x20 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(body), true
+	}
+	// ASCII with only two-character escapes (a channel name is
+	// "[\"db\",\"pos.multi_session\",\"7\"]"): unescaped here.
+	out := make([]byte, 0, len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c >= utf8.RuneSelf || c < 0x20 {
+			return decodeString(q)
+		}
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i++; i == len(body) {
+			return decodeString(q)
+		}
+		switch body[i] {
+		case '"', '\\', '/':
+			out = append(out, body[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		default: // \u…: left to encoding/json
+			return decodeString(q)
+		}
+	}
+	return string(out), true
+}
+
+func decodeString(q []byte) (string, bool) {
+	var k string
+	return k, json.Unmarshal(q, &k) == nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endString returns the index after the string starting at b[i] == '"',
+// or -1.
+func endString(b []byte, i int) int {
+	for k := i + 1; k < len(b); k++ {
+		switch b[k] {
+		case '\\':
+			k++
+		case '"':
+			return k + 1
+		}
+	}
+	return -1
+}
+
+// endValue returns the index after the value starting at b[i], or -1.
+func endValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return endString(b, i)
+	case '{', '[':
+		depth := 0
+		for k := i; k < len(b); k++ {
+			switch b[k] {
+			case '"':
+				e := endString(b, k)
+				if e < 0 {
+					return -1
+				}
+				k = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return k + 1
+				}
+			}
+		}
+		return -1
+	default:
+		k := i
+		for k < len(b) {
+			switch b[k] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return k
+			}
+			k++
+		}
+		return k
+	}
+}
+
+// splitArray splits raw, a valid JSON array, into copies of its elements'
+// raw text, as json.Unmarshal into []json.RawMessage would. It reports
+// false when raw does not have the shape of an array.
+func splitArray(raw []byte) ([]json.RawMessage, bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, false
+	}
+	out := []json.RawMessage{}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == ']' {
+		return out, skipSpace(raw, i+1) == len(raw)
+	}
+	for {
+		ve := endValue(raw, i)
+		if ve < 0 || ve == i {
+			return nil, false
+		}
+		out = append(out, append(json.RawMessage(nil), raw[i:ve]...))
+		i = skipSpace(raw, ve)
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case ']':
+			return out, skipSpace(raw, i+1) == len(raw)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// splitTriples splits raw, a valid JSON array, as json.Unmarshal into
+// [][]json.RawMessage would; false when an element is not an array (null
+// elements, which Unmarshal takes as nil, too: the caller falls back).
+func splitTriples(raw []byte) ([][]json.RawMessage, bool) {
+	elems, ok := splitArray(raw)
+	if !ok {
+		return nil, false
+	}
+	out := make([][]json.RawMessage, len(elems))
+	for i, el := range elems {
+		if out[i], ok = splitArray(el); !ok {
+			return nil, false
+		}
+	}
+	return out, true
+}
