@@ -39,10 +39,11 @@ type vlogFile struct {
 	name string
 	mf   *z.MmapFile // nil for an empty file
 	data []byte
-	end  int // end of the last whole entry that checks out, from the start
+	end  int // newest file only: end of the last whole entry that checks out, from the start
 }
 
-// readVlogs reads the value-log files of dir by file id.
+// readVlogs maps the value-log files of dir by file id, and finds where
+// Badger would cut the newest one.
 func readVlogs(dir string, names []string) (map[uint32]*vlogFile, error) {
 	files := make(map[uint32]*vlogFile, len(names))
 	for _, name := range names {
@@ -63,6 +64,12 @@ func readVlogs(dir string, names []string) (map[uint32]*vlogFile, error) {
 			return nil, e
 		}
 		f.mf, f.data = mf, mf.Data
+	}
+	var newest uint32
+	for fid := range files {
+		newest = max(newest, fid)
+	}
+	if f := files[newest]; f != nil {
 		f.end = validEnd(f.data)
 	}
 	return files, nil
