@@ -116,6 +116,9 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 		return rep, classifyOpenError(dir, err)
 	}
 	defer unlock()
+	if err := verifyFiles(dir); err != nil { // before Badger, which panics on some damage
+		return rep, err
+	}
 	shadow, tables, err := shadowCopy(dir, entries)
 	if err != nil {
 		return rep, err

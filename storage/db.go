@@ -62,6 +62,11 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	logger = logger.With("component", "storage")
 
+	if !opts.InMemory {
+		if err := verifyDir(dir); err != nil {
+			return nil, err
+		}
+	}
 	bdb, err := badger.Open(badgerOptions(dir, opts, logger))
 	if err != nil {
 		return nil, classifyOpenError(dir, err)

@@ -103,7 +103,7 @@ func parseOrderUpdate(data object, path string) (orderUpdate, error) {
 	if u.nonce = data["nonce"]; len(u.nonce) == 0 {
 		return u, invalid("%s.nonce is missing", path)
 	}
-	return u, nil
+	return u, checkLines(data.field("lines"), path+".lines")
 }
 
 func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, error) {

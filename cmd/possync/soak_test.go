@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,7 +21,44 @@ import (
 var (
 	soakFor       = flag.Duration("soak", 15*time.Second, "how long TestSoak's terminals write (CI: 15s; e.g. -soak 2h for a real soak)")
 	soakTerminals = flag.Int("soak-terminals", 50, "terminals of TestSoak, in multi-sessions of 10")
+	soakSilent    = flag.Int("soak-silent", 6, "connections of TestSoak that go silent mid-poll (half after the request, half mid-body)")
+	soakRetention = flag.Duration("soak-bus-retention", 10*time.Minute, "bus.retention of TestSoak's server (10m minimum); the bound on retained notifications is checked when -soak exceeds it by 30s")
 )
+
+// soakPurge is orders.purge_interval of TestSoak's server: how often
+// retention runs.
+const soakPurge = 5 * time.Second
+
+// silentPolls opens n connections that go silent mid-poll, as tills whose
+// Wi-Fi vanishes without a FIN: half send a whole poll request and never
+// read the answer, half stop in the middle of the body. The caller closes
+// them.
+func silentPolls(t *testing.T, url string, n int) []net.Conn {
+	t.Helper()
+	body := `{"jsonrpc":"2.0","method":"call","id":1,"params":{"channels":["[\"shop\",\"pos.longpolling\",\"1\"]"],"last":0}}`
+	var conns []net.Conn
+	for i := range n {
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := fmt.Sprintf("POST /longpolling/poll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		if i%2 == 1 {
+			req = req[:len(req)-len(body)/2]
+		}
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// sample is a reading of the published-notifications counter.
+type sample struct {
+	at        time.Time
+	published float64
+}
 
 // scrape returns the value of the unlabelled metric name on url/metrics.
 func scrape(t *testing.T, url, name string) float64 {
@@ -60,11 +98,16 @@ func storeOrders(t *testing.T, url string, ms int) map[string]int {
 // poll, then the pushed sync_all the client sends on reconnect). At the
 // end every till holds exactly the store's orders at the store's
 // revisions, and the server's goroutines and RSS have not grown (printed).
+// -soak-silent connections go silent mid-poll for the whole run. The
+// store size and retained notifications are printed at start and end; a
+// run longer than -soak-bus-retention also checks that retention keeps
+// only the notifications of the last retention period.
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak skipped in -short mode")
 	}
-	c := startChild(t, t.TempDir())
+	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf(
+		"[bus]\nretention = %q\n[orders]\nretention = \"1m\"\npurge_interval = %q\n", soakRetention.String(), soakPurge.String())})
 	nt := *soakTerminals
 	tills := make([]*apptest.Till, nt)
 	for i := range tills {
@@ -75,8 +118,16 @@ func TestSoak(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	silent := silentPolls(t, c.url, *soakSilent) // part of the steady state: a shop always has dead tills
+	defer func() {
+		for _, sc := range silent {
+			sc.Close()
+		}
+	}()
 	time.Sleep(2 * time.Second) // let every poller park before the baseline
 	g0, rss0 := scrape(t, c.url, "go_goroutines"), scrape(t, c.url, "process_resident_memory_bytes")
+	size0, kept0 := scrape(t, c.url, "possync_store_bytes"), scrape(t, c.url, "possync_bus_retained_notifications")
+	samples := []sample{{time.Now(), scrape(t, c.url, "possync_notifications_published_total")}}
 
 	var updates, drops atomic.Int64
 	var wg sync.WaitGroup
@@ -118,6 +169,10 @@ func TestSoak(t *testing.T) {
 			}
 		})
 	}
+	for time.Now().Before(deadline) && !t.Failed() {
+		time.Sleep(min(5*time.Second, time.Until(deadline)+time.Millisecond))
+		samples = append(samples, sample{time.Now(), scrape(t, c.url, "possync_notifications_published_total")})
+	}
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
@@ -150,6 +205,29 @@ func TestSoak(t *testing.T) {
 	g1, rss1 := scrape(t, c.url, "go_goroutines"), scrape(t, c.url, "process_resident_memory_bytes")
 	fmt.Printf("soak: %v, %d terminals, %d updates, %d link drops; server goroutines %d → %d, RSS %.1f → %.1f MiB\n",
 		*soakFor, nt, updates.Load(), drops.Load(), int(g0), int(g1), rss0/(1<<20), rss1/(1<<20))
+	size1, kept1 := scrape(t, c.url, "possync_store_bytes"), scrape(t, c.url, "possync_bus_retained_notifications")
+	published := scrape(t, c.url, "possync_notifications_published_total")
+	fmt.Printf("soak: %d silent connections; store %.1f → %.1f MiB, retained notifications %d → %d of %d published (bus.retention %v)\n",
+		len(silent), size0/(1<<20), size1/(1<<20), int(kept0), int(kept1), int(published), *soakRetention)
+	// Bus retention bounds what is kept: at most what was published in the
+	// last retention, plus a purge interval and some slack, is retained.
+	if *soakFor >= *soakRetention+30*time.Second {
+		cut := time.Now().Add(-*soakRetention - soakPurge - 10*time.Second)
+		var before float64
+		for _, sm := range samples {
+			if sm.at.Before(cut) {
+				before = sm.published
+			}
+		}
+		if bound := published - before; kept1 > bound {
+			t.Errorf("%d notifications retained, more than the %d published in the last bus.retention (+%v): retention does not prune",
+				int(kept1), int(bound), soakPurge+10*time.Second)
+		} else {
+			fmt.Printf("soak: retention bound holds: %d retained ≤ %d published since %s\n", int(kept1), int(bound), cut.Format(time.TimeOnly))
+		}
+	} else {
+		fmt.Printf("soak: retention bound not checked: -soak %v is shorter than -soak-bus-retention %v + 30s\n", *soakFor, *soakRetention)
+	}
 	if g1 > g0+25 {
 		t.Errorf("server goroutines grew from %d to %d", int(g0), int(g1))
 	}

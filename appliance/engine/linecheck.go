@@ -1,0 +1,57 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// checkLines refuses order lines the server cannot read, naming the place
+// (protocol.md §4.2: the server matches lines by uid and flags changed
+// ones). lines may be absent or null; otherwise it is a list of Odoo
+// [0, 0, {line}] triples whose line object has, if present and not null,
+// a string or number uid and a number qty. Every other key is the client's and passes
+// through untouched. path names lines in errors, e.g.
+// "params.message.data.lines[3][2].qty: expected a number, got string".
+func checkLines(raw json.RawMessage, path string) error {
+	if raw == nil || kind(raw) == "null" {
+		return nil
+	}
+	var elems []json.RawMessage
+	if k := kind(raw); k != "array" {
+		return invalid("%s: expected a list of [0, 0, {line}] triples, got %s", path, k)
+	}
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return invalid("%s: not valid JSON: %v", path, err)
+	}
+	var triple []json.RawMessage
+	for i, el := range elems {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		if k := kind(el); k != "array" {
+			return invalid("%s: expected a [0, 0, {line}] triple, got %s", at, k)
+		}
+		triple = triple[:0]
+		if err := json.Unmarshal(el, &triple); err != nil {
+			return invalid("%s: not valid JSON: %v", at, err)
+		}
+		if len(triple) != 3 {
+			return invalid("%s: expected a [0, 0, {line}] triple, got %d elements", at, len(triple))
+		}
+		if k := kind(triple[2]); k != "object" {
+			return invalid("%s[2]: expected a line object, got %s", at, k)
+		}
+		var ln struct {
+			UID json.RawMessage `json:"uid"`
+			Qty json.RawMessage `json:"qty"`
+		}
+		if err := json.Unmarshal(triple[2], &ln); err != nil {
+			return invalid("%s[2]: not valid JSON: %v", at, err)
+		}
+		if k := kind(ln.UID); ln.UID != nil && k != "string" && k != "number" && k != "null" {
+			return invalid("%s[2].uid: expected a string, got %s", at, k)
+		}
+		if k := kind(ln.Qty); ln.Qty != nil && k != "number" && k != "null" {
+			return invalid("%s[2].qty: expected a number, got %s", at, k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+
+	"possync/appliance"
+	"possync/storage/memstore"
+)
+
+// Issue 10, bad input: a refused order update names what was wrong and
+// where, down to the order line, and changes nothing stored (each would
+// be accepted but for its lines); unknown line keys, null values and
+// lines without a uid still pass.
+func TestBadOrderLinesNamed(t *testing.T) {
+	store := memstore.New()
+	e := openEngine(t, store, Options{})
+	call(t, e, "shop", 1, 2, syncAllMsg(1, 1, true))
+	good := []any{[]any{0, 0, map[string]any{"uid": "l1", "qty": 1}}}
+	call(t, e, "shop", 1, 2, orderMsg(1, "u1", 1, 1, 1, "n1", good...))
+	before, err := store.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(i int, ln string) string { // lines with ln at index i
+		s := "["
+		for j := range i {
+			s += fmt.Sprintf(`[0,0,{"uid":"l%d","qty":1}],`, j)
+		}
+		return s + ln + "]"
+	}
+	const p = "params.message.data.lines"
+	for _, tt := range []struct {
+		name, lines, want string
+	}{
+		{"lines not a list", `"x"`, p + ": expected a list of [0, 0, {line}] triples, got string"},
+		{"lines an object", `{"a":1}`, p + ": expected a list of [0, 0, {line}] triples, got object"},
+		{"line not a triple", line(2, `5`), p + "[2]: expected a [0, 0, {line}] triple, got number"},
+		{"line too short", line(1, `[0,0]`), p + "[1]: expected a [0, 0, {line}] triple, got 2 elements"},
+		{"line dict a string", line(3, `[0,0,"qty"]`), p + "[3][2]: expected a line object, got string"},
+		{"qty a string", line(3, `[0,0,{"uid":"l3","qty":"2"}]`), p + "[3][2].qty: expected a number, got string"},
+		{"qty a boolean", line(0, `[0,0,{"uid":"l0","qty":true}]`), p + "[0][2].qty: expected a number, got boolean"},
+		{"uid an object", line(1, `[0,0,{"uid":{"a":1},"qty":1}]`), p + "[1][2].uid: expected a string, got object"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			params := `{"multi_session_id":1,"dbname":"shop","user_ID":2,"message":{"action":"update_order","session_id":10,"login_number":1,` +
+				`"data":{"uid":"u1","sequence_number":1,"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n2","lines":` + tt.lines + `}}}`
+			_, err := e.Update(context.Background(), json.RawMessage(params))
+			var ae *appliance.Error
+			if !errors.As(err, &ae) || ae.Code != appliance.EINVALID || ae.Message != tt.want {
+				t.Fatalf("Update(lines %s) = %v, want EINVALID %q", tt.lines, err, tt.want)
+			}
+		})
+	}
+	after, err := store.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, a := mustJSON(t, before), mustJSON(t, after); string(a) != string(b) {
+		t.Errorf("refused updates changed the store:\n%s\nbefore:\n%s", a, b)
+	}
+
+	// Readable lines with keys the server does not know pass through.
+	extra := []any{[]any{0, 0, map[string]any{"uid": "l1", "qty": 2.5, "custom_notes": []any{"x"}, "was_printed": nil}}, []any{0, 0, map[string]any{"uid": "l2", "qty": nil}}, []any{0, 0, map[string]any{"note": "no uid"}}}
+	res := call(t, e, "shop", 1, 2, orderMsg(1, "u1", 1, 1, 1, "n3", extra...))
+	if res["action"] == "revision_error" {
+		t.Fatalf("a readable update was refused: %v", res)
+	}
+	all := call(t, e, "shop", 1, 2, syncAllMsg(1, 1, true))
+	got := fmt.Sprint(all["data"].(map[string]any)["orders"])
+	for _, want := range []string{"custom_notes:[x]", "was_printed:<nil>", "note:no uid", "qty:2.5"} {
+		if !contains(got, want) {
+			t.Errorf("sync_all after a readable update lacks %s: %s", want, got)
+		}
+	}
+}
