@@ -57,6 +57,9 @@ type Storage struct {
 type Bus struct {
 	Retention Duration `toml:"retention"` // notifications are kept at least this long (≥ 10m)
 	Replay    Duration `toml:"replay"`    // a poll with last=0 gets notifications this young, published since this start
+	// MaxRetainedMiB caps the memory of retained notifications (MiB, 8–1024):
+	// beyond it the oldest go before their retention ends.
+	MaxRetainedMiB int `toml:"max_retained_mib"`
 }
 
 // Orders configures order retention.
@@ -121,8 +124,9 @@ func Default() Config {
 			CacheMiB:   16,
 		},
 		Bus: Bus{
-			Retention: Duration(10 * time.Minute),
-			Replay:    Duration(50 * time.Second),
+			Retention:      Duration(10 * time.Minute),
+			Replay:         Duration(50 * time.Second),
+			MaxRetainedMiB: 64,
 		},
 		Orders: Orders{
 			Retention:     Duration(7 * 24 * time.Hour),

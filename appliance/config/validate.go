@@ -63,6 +63,9 @@ func (c *Config) Validate() error {
 	if d := c.Bus.Retention.D(); d < 10*time.Minute || d > 24*time.Hour {
 		bad("bus.retention", c.Bus.Retention, "must be from 10m to 24h (clients that miss more resync by message_ID gaps)")
 	}
+	if m := c.Bus.MaxRetainedMiB; m < 8 || m > 1024 {
+		bad("bus.max_retained_mib", m, "must be from 8 to 1024 (MiB of memory for notifications kept for reconnecting polls)")
+	}
 	if d := c.Bus.Replay.D(); d < time.Second || d > c.Bus.Retention.D() {
 		bad("bus.replay", c.Bus.Replay, "must be from 1s up to bus.retention")
 	}

@@ -44,6 +44,28 @@ type Bus struct {
 	delivered uint64    // notifications answered to polls since start
 	waiting   int       // polls currently waiting
 	woken     []*waiter // waiters a publish in progress will answer (see answerWokenLocked)
+
+	// retained lists the broadcasts with notifications in chans, in id
+	// order (hence born order), and retainedBytes their estimated memory:
+	// prune drops the oldest beyond the byte cap even within retention.
+	retained      []retainedBroadcast
+	retainedBytes int
+}
+
+type retainedBroadcast struct {
+	firstID uint64
+	born    time.Time
+	bytes   int
+}
+
+// broadcastBytes estimates the memory a retained broadcast holds: its
+// rendered message and, per notification, its target and its entry.
+func broadcastBytes(bc *appliance.Broadcast) int {
+	n := len(bc.Prefix) + len(bc.Suffix) + 64
+	for _, t := range bc.Targets {
+		n += len(t.Channel) + 96
+	}
+	return n
 }
 
 type chanState struct {
@@ -195,6 +217,9 @@ func (b *Bus) leaveLocked(w *waiter) {
 
 func (b *Bus) publishLocked(bc *appliance.Broadcast, born time.Time, replay bool) {
 	var now time.Time // read once, and only when a waiter is woken
+	rb := retainedBroadcast{firstID: bc.FirstID, born: born, bytes: broadcastBytes(bc)}
+	b.retained = append(b.retained, rb)
+	b.retainedBytes += rb.bytes
 	for i, t := range bc.Targets {
 		cs := b.chans[t.Channel]
 		if cs == nil {
@@ -369,16 +394,41 @@ func (b *Bus) collectLocked(channels []string, last uint64, replay bool, since t
 }
 
 // prune drops notifications older than retention (by the bus clock, see
-// entry) and channels left with no entries and no waiters. It returns the
-// lowest id still retained (or the next id when nothing is retained):
-// stored broadcasts below it may go.
-func (b *Bus) prune(retention time.Duration) uint64 {
+// entry) and, while the retained broadcasts hold more than maxBytes
+// (estimated, see broadcastBytes; 0 = no cap), the oldest ones even within
+// retention; then channels left with no entries and no waiters. It returns
+// the lowest id still retained (or the next id when nothing is retained):
+// stored broadcasts below it may go, and the number of notifications the
+// cap dropped before their retention ended. A poll whose cursor is below
+// what was dropped gets what is left; the client sees the message_ID gap
+// and reloads with sync_all (protocol.md §6), as after any retention.
+func (b *Bus) prune(retention time.Duration, maxBytes int) (low uint64, capped int) {
 	cutoff := b.now().Add(-retention)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	low := b.newest + 1
+	drop := 0
+	for drop < len(b.retained) {
+		r := b.retained[drop]
+		old := r.born.Before(cutoff)
+		if !old && (maxBytes <= 0 || b.retainedBytes <= maxBytes || drop == len(b.retained)-1) {
+			break
+		}
+		b.retainedBytes -= r.bytes
+		drop++
+	}
+	idCut := b.newest + 1
+	if drop < len(b.retained) {
+		idCut = b.retained[drop].firstID
+	}
+	b.retained = append(b.retained[:0:0], b.retained[drop:]...)
+	low = b.newest + 1
 	for name, cs := range b.chans {
-		n := sort.Search(len(cs.entries), func(i int) bool { return !cs.entries[i].born.Before(cutoff) })
+		n := sort.Search(len(cs.entries), func(i int) bool { return cs.entries[i].id >= idCut })
+		for _, e := range cs.entries[:n] {
+			if !e.born.Before(cutoff) {
+				capped++
+			}
+		}
 		if n > 0 {
 			cs.entries = append(cs.entries[:0:0], cs.entries[n:]...)
 		}
@@ -394,7 +444,7 @@ func (b *Bus) prune(retention time.Duration) uint64 {
 			low = p.first
 		}
 	}
-	return low
+	return low, capped
 }
 
 // close wakes every waiting poll; later polls answer at once.
@@ -420,12 +470,15 @@ type BusStats struct {
 	Waiting   int    // polls waiting now
 	Channels  int    // channels with retained notifications or waiters
 	Retained  int    // notifications retained in memory
+	// RetainedBytes estimates the memory of the retained notifications
+	// (their broadcasts' rendered messages and bookkeeping), in bytes.
+	RetainedBytes int
 }
 
 func (b *Bus) stats() BusStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := BusStats{Newest: b.newest, Published: b.published, Delivered: b.delivered, Waiting: b.waiting, Channels: len(b.chans)}
+	s := BusStats{Newest: b.newest, Published: b.published, Delivered: b.delivered, Waiting: b.waiting, Channels: len(b.chans), RetainedBytes: b.retainedBytes}
 	for _, cs := range b.chans {
 		s.Retained += len(cs.entries)
 	}

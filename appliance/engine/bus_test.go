@@ -202,7 +202,7 @@ func TestBusPruneAndClose(t *testing.T) {
 	b.finish(r, []*appliance.Broadcast{old})
 	clock.Advance(time.Hour)
 	publish(b, "b", "2") // id 3
-	if low := b.prune(time.Minute); low != 3 {
+	if low, _ := b.prune(time.Minute, 0); low != 3 {
 		t.Errorf("prune = %d, want 3", low)
 	}
 	if st := b.stats(); st.Retained != 1 || st.Channels != 1 {
@@ -247,17 +247,17 @@ func TestBusLoadBoundsStoredTimes(t *testing.T) {
 		t.Errorf("Poll(last=1) = %+v, want ids 2 and 3 (retained for reconnecting cursors)", got)
 	}
 	clock.Advance(restartKeep - time.Second)
-	b.prune(retention)
+	b.prune(retention, 0)
 	if st := b.stats(); st.Retained != 3 {
 		t.Errorf("retained %d just before restartKeep, want 3 (a forward clock step must not purge early)", st.Retained)
 	}
 	clock.Advance(2 * time.Second)
-	b.prune(retention)
+	b.prune(retention, 0)
 	if st := b.stats(); st.Retained != 2 {
 		t.Errorf("retained %d after restartKeep, want 2 (only the year-old one goes)", st.Retained)
 	}
 	clock.Advance(retention)
-	b.prune(retention)
+	b.prune(retention, 0)
 	if st := b.stats(); st.Retained != 0 {
 		t.Errorf("retained %d after the retention from this start, want 0 (a clock behind must not keep them forever)", st.Retained)
 	}
@@ -329,5 +329,46 @@ func BenchmarkPublishWakeBurst(b *testing.B) {
 			}
 			reportPercentiles(b, lat)
 		})
+	}
+}
+
+// The byte cap drops the oldest notifications even within retention, never
+// the newest broadcast, and a poll below what was dropped gets what is left
+// (the client resyncs by its message_ID gap); stored broadcasts below the
+// returned low may go.
+func TestBusPruneByteCap(t *testing.T) {
+	clock := newFakeClock()
+	b := newBus(0, clock.Now)
+	big := strings.Repeat("x", 10_000)
+	for range 10 {
+		publish(b, "a", big) // ids 1..10, one channel
+		clock.Advance(time.Second)
+	}
+	per := b.stats().RetainedBytes / 10
+	if per < 10_000 || per > 11_000 {
+		t.Fatalf("estimated %d bytes per 10 kB notification, want 10,000–11,000", per)
+	}
+	low, capped := b.prune(time.Hour, 4*per)
+	if low != 7 || capped != 6 {
+		t.Errorf("prune with room for 4 = low %d, capped %d; want 7 and 6", low, capped)
+	}
+	if st := b.stats(); st.Retained != 4 || st.RetainedBytes != 4*per {
+		t.Errorf("after the cap: %+v, want 4 retained, %d bytes", st, 4*per)
+	}
+	got := b.Poll(context.Background(), PollRequest{Channels: []string{"a"}, Last: 2, Hold: time.Second})
+	if len(got) != 4 || got[0].ID != 7 || got[3].ID != 10 {
+		t.Errorf("Poll(last=2) after the cap = %d notifications from %v, want ids 7..10", len(got), got)
+	}
+	// Smaller than one broadcast: the newest stays.
+	if low, capped := b.prune(time.Hour, 1); low != 10 || capped != 3 {
+		t.Errorf("prune with a cap below one broadcast = low %d, capped %d; want 10 and 3", low, capped)
+	}
+	// Age still applies, and counts nothing as capped.
+	clock.Advance(2 * time.Hour)
+	if low, capped := b.prune(time.Hour, 1); low != 11 || capped != 0 {
+		t.Errorf("prune after retention = low %d, capped %d; want 11 and 0", low, capped)
+	}
+	if st := b.stats(); st.Retained != 0 || st.RetainedBytes != 0 || st.Channels != 0 {
+		t.Errorf("after retention: %+v, want nothing retained", st)
 	}
 }

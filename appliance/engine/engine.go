@@ -14,12 +14,16 @@ import (
 
 // Options configures an Engine. Zero values take the defaults noted.
 type Options struct {
-	Logger          *slog.Logger
-	BusRetention    time.Duration // notifications kept at least this long (default 10m)
-	OrderRetention  time.Duration // deleted/unpaid orders of old runs purged after this (default 168h)
-	PurgeInterval   time.Duration // retention period; 0 = default 1m, <0 = off (tests)
-	Now             func() time.Time
-	MaxPollChannels int // channels accepted in one poll (default 256)
+	Logger       *slog.Logger
+	BusRetention time.Duration // notifications kept at least this long (default 10m)
+	// BusMaxRetainedBytes caps the estimated memory of retained
+	// notifications; beyond it the oldest go even within BusRetention
+	// (default 64 MiB, <0 = no cap).
+	BusMaxRetainedBytes int
+	OrderRetention      time.Duration // deleted/unpaid orders of old runs purged after this (default 168h)
+	PurgeInterval       time.Duration // retention period; 0 = default 1m, <0 = off (tests)
+	Now                 func() time.Time
+	MaxPollChannels     int // channels accepted in one poll (default 256)
 	// MaxDatabases, MaxMultiSessions and MaxTerminals bound the state the
 	// engine tracks (0 = DefaultMax…): a request that would create one more
 	// is refused with an ELIMIT error naming the limit, and nothing is
@@ -72,6 +76,9 @@ func New(store appliance.Store, opts Options) *Engine {
 	}
 	if opts.OrderRetention <= 0 {
 		opts.OrderRetention = 7 * 24 * time.Hour
+	}
+	if opts.BusMaxRetainedBytes == 0 {
+		opts.BusMaxRetainedBytes = 64 << 20
 	}
 	if opts.PurgeInterval == 0 {
 		opts.PurgeInterval = time.Minute

@@ -29,7 +29,11 @@ func (e *Engine) retentionLoop(ctx context.Context) {
 // records loaded from an earlier run got a bounded age at Open (clock.go).
 func (e *Engine) Purge(ctx context.Context) error {
 	now := e.opts.Now()
-	low := e.bus.prune(e.opts.BusRetention)
+	low, capped := e.bus.prune(e.opts.BusRetention, e.opts.BusMaxRetainedBytes)
+	if capped > 0 {
+		e.log.Warn("bus memory cap reached: notifications dropped before their retention ended; a POS that needed one resyncs by itself",
+			"dropped", capped, "max_retained_bytes", e.opts.BusMaxRetainedBytes, "retention", e.opts.BusRetention)
+	}
 
 	e.mu.Lock()
 	sessions := make([]*session, 0, len(e.sessions))

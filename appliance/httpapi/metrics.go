@@ -148,6 +148,7 @@ func (s *Server) writeStateMetrics(w io.Writer) {
 	g(w, "possync_polls_waiting", uint64(st.Bus.Waiting))
 	g(w, "possync_bus_last_id", st.Bus.Newest)
 	g(w, "possync_bus_retained_notifications", uint64(st.Bus.Retained))
+	g(w, "possync_bus_retained_bytes", uint64(st.Bus.RetainedBytes))
 	g(w, "possync_multi_sessions", uint64(len(act.Sessions)))
 	lim := s.eng.Limits()
 	g(w, "possync_tracked_databases", uint64(lim.Databases))

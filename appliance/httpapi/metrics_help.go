@@ -29,6 +29,7 @@ var metricHelp = map[string]string{
 	"possync_polls_waiting":                 "Long-polls waiting now.",
 	"possync_bus_last_id":                   "Highest bus id made visible.",
 	"possync_bus_retained_notifications":    "Notifications kept in memory for reconnecting polls.",
+	"possync_bus_retained_bytes":            "Estimated memory of the retained notifications, in bytes (capped by bus.max_retained_mib).",
 	"possync_multi_sessions":                "Multi-sessions stored.",
 	"possync_tracked_databases":             "Databases tracked.",
 	"possync_tracked_databases_max":         "security.max_databases.",

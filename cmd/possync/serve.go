@@ -86,10 +86,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}()
 
 	eng := engine.New(store, engine.Options{
-		Logger:         logger,
-		BusRetention:   cfg.Bus.Retention.D(),
-		OrderRetention: cfg.Orders.Retention.D(),
-		PurgeInterval:  cfg.Orders.PurgeInterval.D(),
+		Logger:              logger,
+		BusRetention:        cfg.Bus.Retention.D(),
+		BusMaxRetainedBytes: cfg.Bus.MaxRetainedMiB << 20,
+		OrderRetention:      cfg.Orders.Retention.D(),
+		PurgeInterval:       cfg.Orders.PurgeInterval.D(),
 		// security.*: who is served, how much state is kept.
 		AllowedDatabases: cfg.Security.AllowedDatabases,
 		MaxDatabases:     cfg.Security.MaxDatabases,

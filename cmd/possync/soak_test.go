@@ -22,6 +22,7 @@ var (
 	soakFor       = flag.Duration("soak", 15*time.Second, "how long TestSoak's terminals write (CI: 15s; e.g. -soak 2h for a real soak)")
 	soakTerminals = flag.Int("soak-terminals", 50, "terminals of TestSoak, in multi-sessions of 10")
 	soakSilent    = flag.Int("soak-silent", 6, "connections of TestSoak that go silent mid-poll (half after the request, half mid-body)")
+	soakBusMiB    = flag.Int("soak-bus-mib", 64, "bus.max_retained_mib of TestSoak's server")
 	soakRetention = flag.Duration("soak-bus-retention", 10*time.Minute, "bus.retention of TestSoak's server (10m minimum); the bound on retained notifications is checked when -soak exceeds it by 30s")
 )
 
@@ -107,7 +108,8 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak skipped in -short mode")
 	}
 	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf(
-		"[bus]\nretention = %q\n[orders]\nretention = \"1m\"\npurge_interval = %q\n", soakRetention.String(), soakPurge.String())})
+		"[bus]\nretention = %q\nmax_retained_mib = %d\n[orders]\nretention = \"1m\"\npurge_interval = %q\n",
+		soakRetention.String(), *soakBusMiB, soakPurge.String())})
 	nt := *soakTerminals
 	tills := make([]*apptest.Till, nt)
 	for i := range tills {
