@@ -124,7 +124,12 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 		return rep, err
 	}
 	defer os.RemoveAll(shadow)
-	bdb, err := badger.Open(badgerOptions(shadow, Options{}, logger).WithReadOnly(true))
+	// Read-write, on the copy only: after a crash or power cut the newest
+	// memtable's WAL ends before its preallocated size, and Badger's
+	// read-only mode refuses that ("Log truncate required") although serve
+	// opens it with every acknowledged write. No compactors, so no table
+	// goes except those the MANIFEST does not list (droppedTables).
+	bdb, err := badger.Open(badgerOptions(shadow, Options{}, logger).WithNumCompactors(0))
 	if err != nil {
 		return rep, classifyOpenError(dir, errors.New(strings.ReplaceAll(err.Error(), shadow, dir)))
 	}
