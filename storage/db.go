@@ -66,6 +66,9 @@ func Open(dir string, opts Options) (*DB, error) {
 		if err := verifyDir(dir); err != nil {
 			return nil, err
 		}
+		if err := refuseNewerFormat(dir, opts, logger); err != nil {
+			return nil, classifyOpenError(dir, err)
+		}
 	}
 	bdb, err := badger.Open(badgerOptions(dir, opts, logger))
 	if err != nil {

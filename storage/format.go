@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -299,3 +300,29 @@ func isPreMigrationCopy(name string) bool {
 // Format returns the data format of the open store: always this build's,
 // since Open migrated an older store and refused a newer one.
 func (db *DB) Format() int { return currentFormat() }
+
+// refuseNewerFormat reads the data format of an existing store read-only
+// and refuses a newer one before Badger opens it read-write: a read-write
+// open creates value-log and memtable files, and systemd restarts a
+// refused serve every 2 s. When the read-only open fails (after a power
+// cut Badger's read-only mode refuses the newest memtable), the format is
+// checked by init after the read-write open instead, as before.
+func refuseNewerFormat(dir string, opts Options, logger *slog.Logger) error {
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
+		return nil // a new store, or damage Badger's open reports
+	}
+	bdb, err := badger.Open(badgerOptions(dir, opts, logger).WithReadOnly(true))
+	if err != nil {
+		logger.Debug("read-only format check skipped", "dir", dir, "err", err)
+		return nil
+	}
+	defer bdb.Close()
+	var st formatState
+	if err := bdb.View(func(txn *badger.Txn) error {
+		st, err = readFormat(txn)
+		return err
+	}); err != nil {
+		return nil
+	}
+	return checkFormat(dir, st)
+}

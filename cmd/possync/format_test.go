@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -181,7 +182,14 @@ func TestNewerFormatStoreRefused(t *testing.T) {
 	c.stop(t)
 	setFormat(t, dir, []byte{2})
 
+	before := fileSums(t, dir)
 	_, stderr, code := runPossync(t, "serve", "-listen", "127.0.0.1:0", "-data", dir, "-mdns=false")
+	for range 2 { // systemd's restarts: each refusal writes nothing
+		runPossync(t, "serve", "-listen", "127.0.0.1:0", "-data", dir, "-mdns=false")
+	}
+	if after := fileSums(t, dir); !slices.Equal(before, after) {
+		t.Errorf("refusing a newer store changed its files:\nbefore %v\nafter  %v", before, after)
+	}
 	for _, want := range []string{"store cannot be opened", "(newer format)", dir, "format 2, this possync (dev) reads formats up to 1",
 		"pre-migration-1-2.backup", "possync recover -data " + dir} {
 		if code != exitStore || !strings.Contains(stderr, want) {
