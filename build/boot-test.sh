@@ -176,7 +176,13 @@ ready_s=$(wait_ready "$boot_start")
 log "possync answered sync_all ${ready_s}s after power-on"
 # console: the serial log without its colour escapes.
 console() { sed 's/\x1b\[[0-9;]*[mK]//g' "$work/serial.log"; }
-console | grep -q 'Started possync.service' || fail "systemd did not report 'Started possync.service'"
+# possync answers as soon as it listens and sends READY=1 right after;
+# systemd's console line follows when it has processed that: wait for it.
+for ((i = 0; i < 60; i++)); do
+	console | grep -q 'Started possync.service' && break
+	sleep 1
+done
+console | grep -q 'Started possync.service' || fail "systemd did not report 'Started possync.service' within 60 s of the first answer"
 
 resp=$(sync_all 2)
 [[ $(jq -c '.result.data.orders' <<<"$resp") == '[]' ]] || fail "fresh box: sync_all orders not empty: $resp"

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -86,17 +85,4 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// droppedTables returns the table files of tables that are gone from
-// shadow after Badger opened it.
-func droppedTables(shadow string, tables []string) []string {
-	var gone []string
-	for _, t := range tables {
-		if _, err := os.Stat(filepath.Join(shadow, t)); errors.Is(err, fs.ErrNotExist) {
-			gone = append(gone, t)
-		}
-	}
-	slices.Sort(gone)
-	return gone
 }

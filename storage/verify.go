@@ -54,9 +54,13 @@ func verifyFiles(dir string) error {
 	var ssts []uint64
 	var vlogs []string
 	var mems int
+	var foreign []string
 	manifest := false
 	for _, e := range entries {
 		name := e.Name()
+		if e.Type().IsRegular() && !isStoreFile(name) {
+			foreign = append(foreign, name)
+		}
 		switch {
 		case !e.Type().IsRegular():
 		case name == "MANIFEST":
@@ -75,6 +79,14 @@ func verifyFiles(dir string) error {
 		if len(ssts) > 0 || len(vlogs) > 0 {
 			return &OpenError{Dir: dir, File: "MANIFEST", Problem: ProblemDamaged, Err: fmt.Errorf(
 				"missing, but %d table files and %d value-log files are there: opening would start an empty store", len(ssts), len(vlogs))}
+		}
+		if len(foreign) > 0 {
+			if len(foreign) > 3 {
+				foreign = append(foreign[:3], "…")
+			}
+			return &OpenError{Dir: dir, File: dir, Problem: ProblemNotAStore, Err: fmt.Errorf(
+				"holds %d files that are not a store's (%s) and no store: possync starts a new store only in an empty directory",
+				len(foreign), strings.Join(foreign, ", "))}
 		}
 		return nil
 	}
@@ -128,6 +140,15 @@ func verifyFiles(dir string) error {
 	var lost []string
 	for _, id := range unlisted {
 		t, err := openTable(dir, id, options.Snappy)
+		var oe *OpenError
+		if errors.As(err, &oe) && oe.Problem == ProblemDamaged {
+			// A table whose write a crash interrupted: Badger syncs a
+			// table whole before the MANIFEST lists it, so an unlisted,
+			// unreadable one never held anything acknowledged (its data is
+			// in the WAL or in the compaction's listed inputs); Badger
+			// deletes it at open.
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -243,4 +264,19 @@ func verifyDir(dir string) error {
 	}
 	defer unlock()
 	return verifyFiles(dir)
+}
+
+// isStoreFile reports whether a regular file of a data directory is one
+// Badger or possync writes there.
+func isStoreFile(name string) bool {
+	switch name {
+	case "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK", "MANIFEST-REWRITE":
+		return true
+	}
+	for _, suffix := range []string{".sst", ".vlog", ".mem", ".tmp", ".backup", ".backup.tmp"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
 }

@@ -34,6 +34,8 @@ func storeExit(err error) error {
 		hint = "give the possync user read and write access to " + oe.Dir
 	case storage.ProblemInUse:
 		hint = "another possync is running on this directory; stop it first"
+	case storage.ProblemNotAStore:
+		hint = "is -data (or data.dir) mistyped? point it at the store, or at an empty or new directory to start one"
 	case storage.ProblemNewerFormat:
 		hint = "run a possync that reads this format, or roll back the data: 'possync recover -data " + oe.Dir +
 			"' then 'possync restore' of the pre-migration-*.backup it moved, or of a backup of your own (docs/the-box.md \"Versions of the data\")"
@@ -84,8 +86,10 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch {
 	case err == nil && !*force:
 		return &exitError{code: 1, err: fmt.Errorf("%s opens fine: nothing to recover (use -force to start empty anyway)", *dir)}
-	case errors.As(err, &oe) && (oe.Problem == storage.ProblemInUse || oe.Problem == storage.ProblemMissing):
-		return storeExit(err)
+	case errors.As(err, &oe) && (oe.Problem == storage.ProblemInUse || oe.Problem == storage.ProblemMissing || oe.Problem == storage.ProblemNotAStore):
+		return storeExit(err) // nothing of a store to move; never move someone's files
+	case errors.As(err, &oe) && oe.Problem == storage.ProblemPermission && !*force:
+		return &exitError{code: 1, err: fmt.Errorf("%w; the store is not damaged: give the possync user read and write access (chown -R possync: %s) instead of recovering (or use -force to start empty anyway)", err, *dir)}
 	case err != nil && !errors.As(err, &oe):
 		return err
 	}

@@ -131,3 +131,26 @@ func TestCheckStoreAfterKill9(t *testing.T) {
 	}
 	c.stop(t)
 }
+
+// A -data that holds someone's files but no store (a mistyped path) is
+// refused by serve and check-store alike (exit 3, "not a store", naming a
+// file), nothing is created in it, and recover never moves the files.
+func TestNotAStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a store"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"serve", "-listen", "127.0.0.1:0", "-data", dir, "-mdns=false"},
+		{"check-store", "-data", dir},
+		{"recover", "-data", dir, "-force"},
+	} {
+		_, stderr, code := runPossync(t, args...)
+		if code != exitStore || !strings.Contains(stderr, "(not a store)") || !strings.Contains(stderr, "notes.txt") {
+			t.Errorf("%s: exit %d, %q; want exit 3 naming notes.txt as not a store", args[0], code, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 || entries[0].Name() != "notes.txt" {
+		t.Errorf("after the refusals the directory holds %v, want only notes.txt", entries)
+	}
+}
