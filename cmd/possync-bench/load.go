@@ -135,6 +135,8 @@ func runLoad(ctx context.Context, tg target, p loadParams, progress io.Writer) (
 				case <-ctx.Done():
 					break schedule
 				}
+			} else if ctx.Err() != nil { // behind schedule: still stop when asked
+				break schedule
 			}
 			select {
 			case queues[order[k%len(order)]] <- sched:

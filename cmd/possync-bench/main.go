@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -29,7 +30,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
@@ -95,8 +96,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		switch {
 		case o.sessions < 1 || o.pos < 2*o.sessions:
 			return o, fmt.Errorf("-pos %d -sessions %d: every multi-session needs at least 2 terminals", o.pos, o.sessions)
-		case o.rate < 0:
-			return o, errors.New("-rate must be ≥ 0")
+		case math.IsNaN(o.rate) || o.rate < 0 || o.rate > 100000 || (o.rate > 0 && o.rate < 0.01):
+			return o, fmt.Errorf("-rate %v: want 0 (throughput mode) or 0.01 to 100000 updates per second", o.rate)
 		case o.rate == 0 && o.writers < 1:
 			return o, errors.New("-writers must be ≥ 1")
 		case o.duration <= 0:

@@ -115,6 +115,7 @@ func startNginx(ctx context.Context, nginx, module string) (*nginxProc, error) {
 	out, _ := os.Create(filepath.Join(prefix, "stderr.log"))
 	n.cmd = exec.Command(nginx, "-p", prefix, "-c", confPath, "-e", filepath.Join(prefix, "error.log"))
 	n.cmd.Stdout, n.cmd.Stderr = out, out
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // nginx goes with the bench
 	if err := n.cmd.Start(); err != nil {
 		out.Close()
 		os.RemoveAll(prefix)

@@ -102,7 +102,7 @@ func (p *possyncTarget) waitPolls(ctx context.Context, n int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d polls waiting after 60s", got, n)
+			return fmt.Errorf("only %d of %d polls waiting after 60s (every terminal polls from this machine: a server started by hand needs security.max_polls_per_client = 0 beyond 32 terminals, and security.max_conns above twice the terminals; its log says which limit answered early)", got, n)
 		}
 		select {
 		case <-ctx.Done():

@@ -94,6 +94,9 @@ func spawnPossync(ctx context.Context, bin string, maxTerms int, stderr io.Write
 		"-mdns=false", "-data", filepath.Join(dir, "data"))
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = logf, pw
+	// The server goes with the bench, however the bench ends (SIGKILL,
+	// SIGPIPE, a closed terminal): never a stray possync.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		os.RemoveAll(dir)
