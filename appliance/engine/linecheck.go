@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 )
 
 // checkLines refuses order lines the server cannot read, naming the place
@@ -51,6 +53,11 @@ func checkLines(raw json.RawMessage, path string) error {
 		}
 		if k := kind(ln.Qty); ln.Qty != nil && k != "number" && k != "null" {
 			return invalid("%s[2].qty: expected a number, got %s", at, k)
+		}
+		if kind(ln.Qty) == "number" {
+			if f, err := strconv.ParseFloat(string(ln.Qty), 64); err != nil || math.IsInf(f, 0) {
+				return invalid("%s[2].qty = %s is out of range", at, ln.Qty)
+			}
 		}
 	}
 	return nil

@@ -44,6 +44,7 @@ func TestBadOrderLinesNamed(t *testing.T) {
 		{"qty a string", line(3, `[0,0,{"uid":"l3","qty":"2"}]`), p + "[3][2].qty: expected a number, got string"},
 		{"qty a boolean", line(0, `[0,0,{"uid":"l0","qty":true}]`), p + "[0][2].qty: expected a number, got boolean"},
 		{"uid an object", line(1, `[0,0,{"uid":{"a":1},"qty":1}]`), p + "[1][2].uid: expected a string, got object"},
+		{"qty beyond float64", line(2, `[0,0,{"uid":"l2","qty":1e400}]`), p + "[2][2].qty = 1e400 is out of range"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			params := `{"multi_session_id":1,"dbname":"shop","user_ID":2,"message":{"action":"update_order","session_id":10,"login_number":1,` +

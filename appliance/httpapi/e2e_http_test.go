@@ -110,6 +110,8 @@ func TestBadInput(t *testing.T) {
 		{name: "array body", path: apptest.RouteUpdate, raw: `[1,2,3]`},
 		{name: "string body", path: apptest.RoutePing, raw: `"PING"`},
 		{name: "empty body", path: apptest.RoutePoll, raw: ` `},
+		{name: "invalid UTF-8 in a note", path: apptest.RouteUpdate, where: "not valid UTF-8 at byte 85",
+			raw: "{\"jsonrpc\":\"2.0\",\"method\":\"call\",\"params\":{\"multi_session_id\":1,\"message\":{\"note\":\"ab\xff\xfecd\"}}}"},
 		{name: "params not an object", path: apptest.RouteUpdate, params: []any{1}, where: "params"},
 		{name: "multi_session_id string", path: apptest.RouteUpdate, where: "params.multi_session_id",
 			params: good(func(p, _, _ map[string]any) { p["multi_session_id"] = "x" })},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -94,6 +95,13 @@ type envelope struct {
 func (s *Server) rpc(ctx *fasthttp.RequestCtx, path string) {
 	body, ok := s.readBody(ctx)
 	if !ok {
+		return
+	}
+	if at := invalidUTF8(body); at >= 0 {
+		// encoding/json would keep the bytes inside raw fields, store them
+		// and hand them to every till: Odoo's and the browsers' JSON
+		// parsers refuse such text (RFC 8259 §8.1: JSON text is UTF-8).
+		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body is not valid UTF-8 at byte %d (JSON text must be UTF-8, RFC 8259 §8.1)", at))
 		return
 	}
 	var env envelope
@@ -245,4 +253,20 @@ func (s *Server) tooLarge(ctx *fasthttp.RequestCtx, rest io.Reader) {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(appendRPCError(nil, nil, appliance.EINVALID, msg))
 	ctx.SetConnectionClose()
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not valid
+// UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
