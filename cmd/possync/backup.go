@@ -29,6 +29,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "usage: possync backup [-url http://127.0.0.1:8079] -o FILE")
 		return &exitError{code: 2}
 	}
+	if _, err := os.Lstat(*out); err == nil {
+		return &exitError{code: 1, err: fmt.Errorf("backup: %s exists; write to a new name (a backup never overwrites a file)", *out)}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*url, "/")+"/possync/backup", nil)
@@ -60,10 +63,10 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, *out)
+		err = os.Link(tmp, *out) // never replaces a file that appeared meanwhile
 	}
+	os.Remove(tmp)
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("backup to %s: %w", *out, err)
 	}
 	if d, err := os.Open(filepath.Dir(*out)); err == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,6 +69,13 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 		t.Fatalf("backup: exit %d: %s %s\n%s", code, out, stderr, a.logs)
 	}
 	t.Logf("backup: %s (%d orders acknowledged before it started, %d by its end)", strings.TrimSpace(out), len(before), during)
+	written, _ := os.ReadFile(file)
+	if _, stderr, code := runPossync(t, "backup", "-url", a.url, "-o", file); code == 0 || !strings.Contains(stderr, "exists") {
+		t.Errorf("backup onto an existing file: exit %d, %q; want a refusal", code, stderr)
+	}
+	if again, _ := os.ReadFile(file); !bytes.Equal(again, written) {
+		t.Errorf("a refused backup changed the existing file")
+	}
 	a.stop(t)
 
 	full := t.TempDir()

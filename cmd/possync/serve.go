@@ -71,6 +71,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", cfg.Storage.Dir, err)
 	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return storeExit(&storage.OpenError{Dir: dir, File: dir, Problem: storage.ProblemNotAStore, Err: errors.New("it is a file, not a directory")})
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}

@@ -153,4 +153,9 @@ func TestNotAStoreRefused(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 || entries[0].Name() != "notes.txt" {
 		t.Errorf("after the refusals the directory holds %v, want only notes.txt", entries)
 	}
+	file := filepath.Join(dir, "notes.txt")
+	if _, stderr, code := runPossync(t, "serve", "-listen", "127.0.0.1:0", "-data", file, "-mdns=false"); code != exitStore ||
+		!strings.Contains(stderr, "(not a store)") || !strings.Contains(stderr, "a file, not a directory") {
+		t.Errorf("serve -data FILE: exit %d, %q; want exit 3, not a store: a file", code, stderr)
+	}
 }
