@@ -152,6 +152,17 @@ func verifyFiles(dir string) error {
 		if err != nil {
 			return err
 		}
+		// A table older than a listed one (table ids only grow) is the
+		// input of a compaction whose MANIFEST record is complete: the
+		// MANIFEST went on to record later tables, so it was not cut
+		// before this one; Badger deletes it at open. Its obsolete
+		// versions and tombstones are why it need not be covered (found
+		// by the kill -9 test). A cut MANIFEST loses the newest records:
+		// tables above every listed one, checked below.
+		if id < maxListed {
+			_ = t.Close(-1)
+			continue
+		}
 		covered := coveredBy(t, listed)
 		_ = t.Close(-1)
 		if !covered && !(id > maxListed && mems > 0) {
