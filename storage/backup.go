@@ -44,13 +44,14 @@ func (db *DB) Backup(w io.Writer) error {
 // The backup is loaded into a scratch directory inside dir and its files
 // are moved into dir only once it opens and reads back: a truncated,
 // empty, damaged or newer-format backup is refused with an error and
-// leaves dir as it was (a dir that did not exist is removed again).
-func Restore(dir string, r io.Reader, opts Options) (err error) {
+// leaves dir as it was (a dir that did not exist is removed again). It
+// returns Check's report of the restored store.
+func Restore(dir string, r io.Reader, opts Options) (rep Report, err error) {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("restore into %s: %w", dir, err)
+			return Report{}, fmt.Errorf("restore into %s: %w", dir, err)
 		}
 		defer func() {
 			if err != nil {
@@ -58,43 +59,45 @@ func Restore(dir string, r io.Reader, opts Options) (err error) {
 			}
 		}()
 	case err != nil:
-		return fmt.Errorf("restore into %s: %w", dir, err)
+		return Report{}, fmt.Errorf("restore into %s: %w", dir, err)
 	case slices.ContainsFunc(entries, func(e os.DirEntry) bool { return !(e.IsDir() && strings.HasPrefix(e.Name(), "damaged-")) }):
-		return fmt.Errorf("restore into %s: the directory is not empty (%d entries); restore into an empty one", dir, len(entries))
+		return Report{}, fmt.Errorf("restore into %s: the directory is not empty (%d entries); restore into an empty one", dir, len(entries))
 	}
 	scratch, err := os.MkdirTemp(dir, "damaged-restore-in-progress-")
 	if err != nil {
-		return fmt.Errorf("restore into %s: %w", dir, err)
+		return Report{}, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	defer os.RemoveAll(scratch)
-	if err := restoreInto(scratch, r, opts); err != nil {
+	rep, err = restoreInto(scratch, r, opts)
+	if err != nil {
 		var oe *OpenError
 		if errors.As(err, &oe) { // name the target, not the scratch directory
 			oe.Dir, oe.File = dir, strings.ReplaceAll(oe.File, scratch, dir)
 		}
-		return fmt.Errorf("restore into %s: %w", dir, err)
+		return Report{}, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	files, err := os.ReadDir(scratch)
 	if err != nil {
-		return fmt.Errorf("restore into %s: %w", dir, err)
+		return Report{}, fmt.Errorf("restore into %s: %w", dir, err)
 	}
 	for _, f := range files {
 		if err := os.Rename(filepath.Join(scratch, f.Name()), filepath.Join(dir, f.Name())); err != nil {
-			return fmt.Errorf("restore into %s: move the restored files in: %w", dir, err)
+			return Report{}, fmt.Errorf("restore into %s: move the restored files in: %w", dir, err)
 		}
 	}
+	// restoreInto checked the store before it was moved in; renames keep
+	// the files as they were, so it is not checked a second time.
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("restore into %s: %w", dir, err)
+		return Report{}, fmt.Errorf("restore into %s: %w", dir, err)
 	}
-	if _, err := Check(context.Background(), dir, opts.Logger); err != nil {
-		return fmt.Errorf("restore into %s: the restored store does not read back: %w", dir, err)
-	}
-	return nil
+	rep.Dir = dir
+	return rep, nil
 }
 
 // restoreInto loads the backup into the empty directory dir, then opens
-// (migrating an older format, refusing a newer one) and checks it.
-func restoreInto(dir string, r io.Reader, opts Options) error {
+// (migrating an older format, refusing a newer one) and checks it; it
+// returns the check's report.
+func restoreInto(dir string, r io.Reader, opts Options) (Report, error) {
 	// Load into plain Badger, not into Open's store: Open would record
 	// the current format first, and the backup's own format key (older
 	// or newer) must be the one that counts. Open then migrates or
@@ -105,24 +108,23 @@ func restoreInto(dir string, r io.Reader, opts Options) error {
 	}
 	bdb, err := badger.Open(badgerOptions(dir, opts, logger.With("component", "storage")))
 	if err != nil {
-		return classifyOpenError(dir, err)
+		return Report{}, classifyOpenError(dir, err)
 	}
 	if err := loadBackup(bdb, r); err != nil {
 		bdb.Close()
-		return err
+		return Report{}, err
 	}
 	if err := bdb.Close(); err != nil {
-		return err
+		return Report{}, err
 	}
 	db, err := Open(dir, opts)
 	if err != nil {
-		return err
+		return Report{}, err
 	}
 	if err := db.Close(); err != nil {
-		return err
+		return Report{}, err
 	}
-	_, err = Check(context.Background(), dir, opts.Logger)
-	return err
+	return Check(context.Background(), dir, opts.Logger)
 }
 
 // loadBackup streams a Badger backup into bdb. Badger's loader panics on

@@ -123,7 +123,7 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 	if err := verifyFiles(dir); err != nil { // before Badger, which panics on some damage
 		return rep, err
 	}
-	shadow, _, err := shadowCopy(dir, entries)
+	shadow, err := shadowCopy(dir, entries)
 	if err != nil {
 		return rep, err
 	}

@@ -363,7 +363,7 @@ func TestMigrationCrash(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer f.Close()
-				if err := Restore(restored, f, quiet); err != nil {
+				if _, err := Restore(restored, f, quiet); err != nil {
 					t.Fatalf("old build restoring the copy: %v", err)
 				}
 				if err := openAndCompare(t, restored, want, false); err != nil {
@@ -454,7 +454,7 @@ func TestBackupRestoreKeepsFormat(t *testing.T) {
 	v2 := backup(dir) // migrates dir first
 
 	r2 := filepath.Join(t.TempDir(), "r2")
-	if err := Restore(r2, bytes.NewReader(v2), quiet); err != nil {
+	if _, err := Restore(r2, bytes.NewReader(v2), quiet); err != nil {
 		t.Fatalf("Restore(format-2 backup) = %v", err)
 	}
 	if v := formatValue(t, r2); !bytes.Equal(v, []byte{2}) {
@@ -468,7 +468,7 @@ func TestBackupRestoreKeepsFormat(t *testing.T) {
 	}
 
 	r1 := filepath.Join(t.TempDir(), "r1")
-	if err := Restore(r1, bytes.NewReader(v1), quiet); err != nil {
+	if _, err := Restore(r1, bytes.NewReader(v1), quiet); err != nil {
 		t.Fatalf("Restore(format-1 backup) by the new build = %v", err)
 	}
 	if v := formatValue(t, r1); !bytes.Equal(v, []byte{2}) {
@@ -480,7 +480,7 @@ func TestBackupRestoreKeepsFormat(t *testing.T) {
 
 	asOldBuild()
 	r3 := filepath.Join(t.TempDir(), "r3")
-	err := Restore(r3, bytes.NewReader(v2), quiet)
+	_, err := Restore(r3, bytes.NewReader(v2), quiet)
 	var oe *OpenError
 	if !errors.As(err, &oe) || oe.Problem != ProblemNewerFormat {
 		t.Errorf("old build restoring a format-2 backup = %v, want %q", err, ProblemNewerFormat)

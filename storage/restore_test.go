@@ -37,7 +37,7 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
 			missing := filepath.Join(t.TempDir(), "new")
-			err := Restore(missing, bytes.NewReader(b), quiet)
+			_, err := Restore(missing, bytes.NewReader(b), quiet)
 			if err == nil || !strings.Contains(err.Error(), "backup") {
 				t.Fatalf("Restore(%s) = %v, want an error about the backup", name, err)
 			}
@@ -49,13 +49,13 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 			if err := os.Mkdir(filepath.Join(dir, "damaged-20260101T000000Z"), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if err := Restore(dir, bytes.NewReader(b), quiet); err == nil {
+			if _, err := Restore(dir, bytes.NewReader(b), quiet); err == nil {
 				t.Fatalf("Restore(%s) into an empty dir = nil", name)
 			}
 			if entries, _ := os.ReadDir(dir); len(entries) != 1 || entries[0].Name() != "damaged-20260101T000000Z" {
 				t.Errorf("a refused restore changed the directory: %v", entries)
 			}
-			if err := Restore(dir, bytes.NewReader(good.Bytes()), quiet); err != nil {
+			if _, err := Restore(dir, bytes.NewReader(good.Bytes()), quiet); err != nil {
 				t.Fatalf("Restore(good backup) after a refused one = %v", err)
 			}
 		})

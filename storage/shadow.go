@@ -41,33 +41,32 @@ func lockDir(dir string) (func(), error) {
 }
 
 // shadowCopy makes the scratch copy of the store files in dir and returns
-// its path and the names of its table files. The caller removes it.
-func shadowCopy(dir string, entries []fs.DirEntry) (string, []string, error) {
+// its path (table files hard-linked where the file system allows, others
+// copied). The caller removes it.
+func shadowCopy(dir string, entries []fs.DirEntry) (string, error) {
 	shadow, err := os.MkdirTemp(dir, shadowDir)
 	if err != nil {
 		shadow, err = os.MkdirTemp("", shadowDir) // a read-only data directory: copy elsewhere
 		if err != nil {
-			return "", nil, fmt.Errorf("make a scratch copy to check: %w", err)
+			return "", fmt.Errorf("make a scratch copy to check: %w", err)
 		}
 	}
-	var tables []string
 	for _, e := range entries {
 		if !e.Type().IsRegular() || isPreMigrationCopy(e.Name()) {
 			continue
 		}
 		src, dst := filepath.Join(dir, e.Name()), filepath.Join(shadow, e.Name())
 		if strings.HasSuffix(e.Name(), ".sst") {
-			tables = append(tables, e.Name())
 			if os.Link(src, dst) == nil {
 				continue
 			}
 		}
 		if err := copyFile(src, dst); err != nil {
 			os.RemoveAll(shadow)
-			return "", nil, fmt.Errorf("make a scratch copy to check: %w", err)
+			return "", fmt.Errorf("make a scratch copy to check: %w", err)
 		}
 	}
-	return shadow, tables, nil
+	return shadow, nil
 }
 
 func copyFile(src, dst string) error {

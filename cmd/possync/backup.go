@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -15,8 +17,11 @@ import (
 )
 
 // runBackup fetches an online backup from a running server (loopback
-// only) and writes it to a file: first to FILE.tmp, fsynced, then renamed,
-// so FILE is either a whole backup or absent.
+// only) and writes it to a file: first to FILE.tmp, fsynced, then linked
+// to FILE, so FILE is either a whole backup or absent. Its SHA-256 goes to
+// FILE.sha256 in sha256sum(1) format ("<64 hex>  <base name>"): restore
+// checks it, `sha256sum -c FILE.sha256` does too, and the backup stream
+// itself stays Badger's, which any earlier possync restores.
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -29,8 +34,10 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "usage: possync backup [-url http://127.0.0.1:8079] -o FILE")
 		return &exitError{code: 2}
 	}
-	if _, err := os.Lstat(*out); err == nil {
-		return &exitError{code: 1, err: fmt.Errorf("backup: %s exists; write to a new name (a backup never overwrites a file)", *out)}
+	for _, p := range []string{*out, *out + sumSuffix} {
+		if _, err := os.Lstat(p); err == nil {
+			return &exitError{code: 1, err: fmt.Errorf("backup: %s exists; write to a new name (a backup never overwrites a file)", p)}
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -52,7 +59,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	n, err := io.Copy(f, resp.Body)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), resp.Body)
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = fmt.Errorf("got %d of %d bytes", n, resp.ContentLength)
 	}
@@ -69,11 +77,15 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("backup to %s: %w", *out, err)
 	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := writeSum(*out, sum); err != nil {
+		return fmt.Errorf("backup to %s: the backup is whole but its checksum file is not: %w", *out, err)
+	}
 	if d, err := os.Open(filepath.Dir(*out)); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	fmt.Fprintf(stdout, "wrote %d bytes of backup to %s\n", n, *out)
+	fmt.Fprintf(stdout, "wrote %d bytes of backup to %s (sha256 %s in %s)\n", n, *out, sum, filepath.Base(*out+sumSuffix))
 	return nil
 }
 
@@ -104,12 +116,18 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	if err := storage.Restore(*dir, f, storage.Options{}); err != nil {
-		return storeExit(err) // exit 3 for a backup of a newer data format
-	}
-	rep, err := storage.Check(ctx, *dir, nil)
+	verified, err := verifySum(f, file)
 	if err != nil {
-		return storeExit(err)
+		return fmt.Errorf("restore: %w", err)
+	}
+	if verified {
+		fmt.Fprintf(stdout, "%s matches its checksum %s\n", file, filepath.Base(file+sumSuffix))
+	} else {
+		fmt.Fprintf(stderr, "restore: no %s next to %s: the file's integrity is not verified (pre-migration copies and backups of earlier versions have none)\n", filepath.Base(file+sumSuffix), file)
+	}
+	rep, err := storage.Restore(*dir, f, storage.Options{})
+	if err != nil {
+		return storeExit(err) // exit 3 for a backup of a newer data format
 	}
 	fmt.Fprintf(stdout, "restored %s into %s: %d multi-sessions, %d POS, %d orders, last bus id %d\n",
 		file, *dir, rep.Sessions, rep.POS, rep.Orders, rep.LastBusID)

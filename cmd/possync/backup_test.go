@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -78,6 +79,43 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	}
 	a.stop(t)
 
+	// The checksum file: sha256sum(1) format, matching the backup.
+	sumLine, err := os.ReadFile(file + ".sha256")
+	if err != nil {
+		t.Fatalf("backup wrote no checksum file: %v", err)
+	}
+	if want := fmt.Sprintf("%x  %s\n", sha256.Sum256(written), filepath.Base(file)); string(sumLine) != want {
+		t.Errorf("checksum file holds %q, want %q", sumLine, want)
+	}
+	other := filepath.Join(t.TempDir(), "other.backup")
+	os.WriteFile(other+".sha256", []byte("keep"), 0o600)
+	if _, stderr, code := runPossync(t, "backup", "-url", a.url, "-o", other); code == 0 || !strings.Contains(stderr, "other.backup.sha256 exists") {
+		t.Errorf("backup next to an existing checksum file: exit %d, %q; want a refusal naming it", code, stderr)
+	}
+	if _, err := os.Stat(other); err == nil {
+		t.Errorf("a refused backup wrote %s", other)
+	}
+	// A damaged copy with its checksum file is refused and nothing is
+	// created; a copy without one is restored with a warning (below).
+	damaged := filepath.Join(t.TempDir(), "damaged.backup")
+	flipped := bytes.Clone(written)
+	flipped[len(flipped)/2] ^= 0x01
+	os.WriteFile(damaged, flipped, 0o600)
+	os.WriteFile(damaged+".sha256", sumLine, 0o600)
+	dirD := filepath.Join(t.TempDir(), "from-damaged")
+	if _, stderr, code := runPossync(t, "restore", damaged, "-data", dirD); code != 1 || !strings.Contains(stderr, "does not match its checksum") {
+		t.Errorf("restore of a damaged backup: exit %d, %q; want exit 1 naming the checksum", code, stderr)
+	}
+	if _, err := os.Stat(dirD); err == nil {
+		t.Errorf("a refused restore created %s", dirD)
+	}
+	bare := filepath.Join(t.TempDir(), "bare.backup")
+	os.WriteFile(bare, written, 0o600)
+	dirN := filepath.Join(t.TempDir(), "from-bare")
+	if _, stderr, code := runPossync(t, "restore", bare, "-data", dirN); code != 0 || !strings.Contains(stderr, "not verified") {
+		t.Errorf("restore of a backup without a checksum file: exit %d, %q; want it restored with a warning", code, stderr)
+	}
+
 	full := t.TempDir()
 	os.WriteFile(filepath.Join(full, "x"), []byte("x"), 0o600)
 	if _, _, code := runPossync(t, "restore", file, "-data", full); code == 0 {
@@ -87,6 +125,9 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	out, stderr, code = runPossync(t, "restore", file, "-data", dirB)
 	if code != 0 {
 		t.Fatalf("restore: exit %d: %s %s", code, out, stderr)
+	}
+	if !strings.Contains(out, "matches its checksum") {
+		t.Errorf("restore did not say it verified the checksum: %q", out)
 	}
 	t.Logf("restore: %s", strings.TrimSpace(out))
 
