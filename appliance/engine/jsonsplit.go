@@ -27,48 +27,70 @@ func parseMember(raw json.RawMessage, path string) (object, error) {
 // shape of an object (it is not valid JSON): the caller then falls back to
 // parseObject.
 func splitObject(raw []byte) (object, bool) {
-	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return nil, false
-	}
 	o := make(object)
-	i = skipSpace(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		return o, skipSpace(raw, i+1) == len(raw)
-	}
-	for {
-		if i >= len(raw) || raw[i] != '"' {
-			return nil, false
+	ok := walkContainer(raw, '{', '}', func(i int) int {
+		if raw[i] != '"' {
+			return -1
 		}
 		ke := endString(raw, i)
 		if ke < 0 {
-			return nil, false
+			return -1
 		}
 		key, ok := memberKey(raw[i:ke])
 		if !ok {
-			return nil, false
+			return -1
 		}
 		i = skipSpace(raw, ke)
 		if i >= len(raw) || raw[i] != ':' {
-			return nil, false
+			return -1
 		}
 		vs := skipSpace(raw, i+1)
 		ve := endValue(raw, vs)
 		if ve < 0 {
-			return nil, false
+			return -1
 		}
 		o[key] = append(json.RawMessage(nil), raw[vs:ve]...)
-		i = skipSpace(raw, ve)
+		return ve
+	})
+	if !ok {
+		return nil, false
+	}
+	return o, true
+}
+
+// walkContainer walks raw, a JSON object (open '{', end '}') or array
+// (open '[', end ']'): elem parses the member or element that starts at
+// raw[i] (i < len(raw)) and returns the index after it, or -1 when it is
+// malformed. walkContainer reports whether raw has the container's shape
+// with only white space after it.
+func walkContainer(raw []byte, open, end byte, elem func(i int) int) bool {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != open {
+		return false
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == end {
+		return skipSpace(raw, i+1) == len(raw)
+	}
+	for {
 		if i >= len(raw) {
-			return nil, false
+			return false
+		}
+		e := elem(i)
+		if e < 0 {
+			return false
+		}
+		i = skipSpace(raw, e)
+		if i >= len(raw) {
+			return false
 		}
 		switch raw[i] {
 		case ',':
 			i = skipSpace(raw, i+1)
-		case '}':
-			return o, skipSpace(raw, i+1) == len(raw)
+		case end:
+			return skipSpace(raw, i+1) == len(raw)
 		default:
-			return nil, false
+			return false
 		}
 	}
 }
@@ -193,34 +215,19 @@ func endValue(b []byte, i int) int {
 // raw text, as json.Unmarshal into []json.RawMessage would. It reports
 // false when raw does not have the shape of an array.
 func splitArray(raw []byte) ([]json.RawMessage, bool) {
-	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '[' {
-		return nil, false
-	}
 	out := []json.RawMessage{}
-	i = skipSpace(raw, i+1)
-	if i < len(raw) && raw[i] == ']' {
-		return out, skipSpace(raw, i+1) == len(raw)
-	}
-	for {
+	ok := walkContainer(raw, '[', ']', func(i int) int {
 		ve := endValue(raw, i)
-		if ve < 0 || ve == i {
-			return nil, false
+		if ve <= i {
+			return -1
 		}
 		out = append(out, append(json.RawMessage(nil), raw[i:ve]...))
-		i = skipSpace(raw, ve)
-		if i >= len(raw) {
-			return nil, false
-		}
-		switch raw[i] {
-		case ',':
-			i = skipSpace(raw, i+1)
-		case ']':
-			return out, skipSpace(raw, i+1) == len(raw)
-		default:
-			return nil, false
-		}
+		return ve
+	})
+	if !ok {
+		return nil, false
 	}
+	return out, true
 }
 
 // splitTriples splits raw, a valid JSON array, as json.Unmarshal into
