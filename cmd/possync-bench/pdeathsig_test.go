@@ -1,0 +1,93 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// children returns the pids whose parent is ppid (from /proc/<pid>/stat).
+func children(ppid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(ppid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+// A bench killed with SIGKILL (no chance to clean up) takes the possync it
+// spawned along: the child gets SIGTERM from the kernel (Pdeathsig), so no
+// stray server keeps its port and data directory.
+func TestKilledBenchTakesSpawnedServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds possync and the bench")
+	}
+	dir := t.TempDir()
+	bench, server := filepath.Join(dir, "possync-bench"), filepath.Join(dir, "possync")
+	for bin, pkg := range map[string]string{bench: ".", server: "../possync"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	cmd := exec.Command(bench, "-spawn", "-server-bin", server, "-pos", "3", "-rate", "5", "-duration", "2m", "-progress", "0")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var kids []int
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && len(kids) == 0; time.Sleep(50 * time.Millisecond) {
+		kids = children(cmd.Process.Pid)
+	}
+	if len(kids) == 0 {
+		t.Fatal("the bench started no server within 30 s")
+	}
+	time.Sleep(time.Second) // serving and being written to
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		left := 0
+		for _, pid := range kids {
+			if alive(pid) {
+				left++
+			}
+		}
+		if left == 0 {
+			t.Logf("spawned server(s) %v gone after the bench was killed", kids)
+			return
+		}
+	}
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	t.Fatalf("spawned server(s) %v still running 10 s after the bench was killed with SIGKILL", kids)
+}
