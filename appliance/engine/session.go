@@ -294,6 +294,13 @@ func (t *txn) commit(ctx context.Context) error {
 		if isOpen(o) {
 			open++
 		}
+		if o.state == appliance.StateDeleted && o.msg != nil {
+			// A paid or removed order is never rewritten: its message and
+			// lines stay on disk only (read back by orderMessage), as after
+			// a restart, so a busy day's paid orders do not fill memory.
+			o.number()
+			o.msg, o.lines = nil, nil
+		}
 		s.orders[uid] = o
 	}
 	if newRun {
