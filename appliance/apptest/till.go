@@ -90,6 +90,20 @@ func (t *Till) CreateOrder(seq int64) (Order, error) {
 	return o, nil
 }
 
+// PayOrder pays o as a cashier does: the order is finalized, leaves the
+// local list and remove_order is sent with finalized true (ms.js
+// Order.destroy after validation, protocol.md §4.4).
+func (t *Till) PayOrder(o Order) error {
+	o["finalized"] = true
+	t.mu.Lock()
+	delete(t.orders, o.UID())
+	t.mu.Unlock()
+	if _, err := t.RemoveOrder(o, true); err != nil {
+		return fmt.Errorf("pay %s: %w", o.UID(), err)
+	}
+	return nil
+}
+
 func (t *Till) loop() {
 	for {
 		select {
