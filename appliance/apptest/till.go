@@ -133,13 +133,25 @@ func (t *Till) apply(n Notification) {
 }
 
 // updateLocked is ms_update_order: finalized orders are left alone; others
-// are created or replaced from the data and marked order_on_server.
+// are created or replaced from the data and marked order_on_server. An
+// order the till already has keeps its own sequence_number: apply_ms_data
+// takes revision_ID, ms_info and the fiscal position, and the lines are
+// replaced, but only the answer to the till's own write renumbers it
+// (update_revision_id, protocol.md §4.2).
 func (t *Till) updateLocked(data map[string]any) {
 	uid, _ := data["uid"].(string)
-	if o := t.orders[uid]; o != nil && o["finalized"] == true {
+	old := t.orders[uid]
+	if old != nil && old["finalized"] == true {
 		return
 	}
 	o := OrderFromData(data)
+	if old != nil {
+		if seq, ok := old["sequence_number"]; ok {
+			o["sequence_number"] = seq
+		} else {
+			delete(o, "sequence_number")
+		}
+	}
 	o["order_on_server"] = true
 	t.orders[uid] = o
 }
@@ -200,6 +212,16 @@ func (t *Till) OrderUIDs() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Order returns a copy of local order uid, or nil.
+func (t *Till) Order(uid string) Order {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if o := t.orders[uid]; o != nil {
+		return Order(Clone(o))
+	}
+	return nil
 }
 
 // HasOrder reports whether uid is in the local order list.
