@@ -68,6 +68,16 @@ func waitHealth(t testing.TB, url string, d time.Duration, what string, ok func(
 	return h, 0
 }
 
+// halfFrom returns the local address of the i-th of the polls that fill a
+// server: every other one from 127.0.0.2, since one address may park polls
+// on at most half of http.max_conns.
+func halfFrom(i int) net.Addr {
+	if i%2 == 1 {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+	}
+	return nil
+}
+
 // startPoll opens a connection from local (nil = any) and sends a
 // long-poll on a channel nothing is published on.
 func startPoll(t testing.TB, url string, local net.Addr, channel string) net.Conn {
@@ -139,8 +149,8 @@ func TestConnectionLimit(t *testing.T) {
 	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxConns: max})
 
 	var polls []net.Conn
-	for i := range max {
-		polls = append(polls, startPoll(t, srv.URL, nil, fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i)))
+	for i := range max { // from two addresses: one may hold only half
+		polls = append(polls, startPoll(t, srv.URL, halfFrom(i), fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i)))
 	}
 	// Full: /healthz itself is refused (503 without a health status).
 	waitHealth(t, srv.URL, wait, "full", func(h health, code int) bool { return code == 503 && h.Status == "" })
@@ -205,6 +215,36 @@ func TestPollsPerClientCap(t *testing.T) {
 		t.Errorf("oldest poll answered %d %s, want 200 with a LimitReached error naming security.max_polls_per_client", resp.StatusCode, body)
 	}
 	h, _ := waitHealth(t, srv.URL, wait, "3 waiting again", func(h health, _ int) bool { return h.Waiting == 3 })
+	if h.Capped != 1 {
+		t.Errorf("polls_answered_client_cap = %d, want 1", h.Capped)
+	}
+}
+
+// With a small http.max_conns the default max_polls_per_client (32) is
+// above it: one address could park a poll on every connection and lock
+// every other till out (issue 7's input runs max_conns = 16). One address
+// gets at most half of max_conns; the other half stays for the others.
+func TestPollsPerClientShareOfSmallMaxConns(t *testing.T) {
+	t.Parallel()
+	const max = 16
+	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxConns: max})
+	other := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+	first := startPoll(t, srv.URL, nil, `["shop","pos.longpolling","0"]`)
+	waitHealth(t, srv.URL, wait, "1 waiting", func(h health, _ int) bool { return h.Waiting == 1 })
+	for i := 1; i <= max/2; i++ { // the last of these is one beyond half
+		startPoll(t, srv.URL, nil, fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i))
+	}
+	resp, body := readAnswer(t, first, wait)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"name":"possync.exceptions.LimitReached"`) || !strings.Contains(body, "http.max_conns") {
+		t.Fatalf("oldest poll of an address holding half of max_conns %d answered %d %s, want LimitReached naming http.max_conns", max, resp.StatusCode, body)
+	}
+	first.Close()
+	// The other address parks on the other half (one connection is left
+	// for /healthz).
+	for i := range max/2 - 1 {
+		startPoll(t, srv.URL, other, fmt.Sprintf(`["shop","pos.longpolling","%d"]`, 100+i))
+	}
+	h, _ := waitHealth(t, srv.URL, wait, "both halves waiting", func(h health, _ int) bool { return h.Waiting == max-1 })
 	if h.Capped != 1 {
 		t.Errorf("polls_answered_client_cap = %d, want 1", h.Capped)
 	}

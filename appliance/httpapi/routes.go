@@ -151,9 +151,7 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 	if len(notes) == 0 && parked.capped.Load() {
 		// An error, not []: the client waits 10-30 s before its next poll
 		// instead of coming straight back to evict another (pollwatch.go).
-		s.writeError(ctx, env.ID, appliance.Errorf(appliance.ELIMIT,
-			"this address has more than %d waiting long-polls (security.max_polls_per_client); the oldest was answered early",
-			s.watch.maxPerClient).WithValue(remoteHost(ctx.RemoteAddr())))
+		s.writeError(ctx, env.ID, appliance.Errorf(appliance.ELIMIT, "%s", s.capMsg).WithValue(remoteHost(ctx.RemoteAddr())))
 		return
 	}
 	// The answer is rendered once, envelope included, into a buffer of
