@@ -204,7 +204,7 @@ func TestSoak(t *testing.T) {
 				}
 			}
 			if !slices.Equal(got, wantUIDs) {
-				t.Errorf("%v holds %d orders, the store %d: %v vs %v", tl, len(got), len(wantUIDs), got, wantUIDs)
+				t.Errorf("%v holds %d orders, the store %d: %v vs %v (it sent remove_order for %v)", tl, len(got), len(wantUIDs), got, wantUIDs, tl.RemovesSent())
 			}
 			if errs := tl.Errors(); len(errs) > 0 {
 				t.Errorf("%v: %v", tl, errs)
