@@ -7,7 +7,8 @@
 # As root it installs what the suites need (Debian packages listed in
 # build/deps/*.txt, binfmt for qemu-aarch64) and then runs, in order:
 #   1. gofmt + go vet
-#   2. go test -race ./...            unit, end-to-end HTTP, kill -9 restart tests (50 cycles, ~55 s)
+#   2. go test -race ./...            unit, end-to-end HTTP, kill -9 restart tests (50 cycles, ~55 s);
+#                                     the short soak again without -race (memory bounds)
 #      fuzz                           each Go fuzz target for 10s (FUZZTIME=…)
 #   3. discovery integration          real mDNS peers in two network namespaces
 #      access control (netns)         a client at 198.51.100.2 refused, one at 192.168.77.2 served
@@ -51,6 +52,9 @@ fmt_vet() {
 
 unit() {
 	go test -race -count=1 ./...
+	# The soak's memory bounds are judged without the race detector (it
+	# multiplies memory): the short soak once more, ~20 s.
+	go test -count=1 -run '^TestSoak$' ./cmd/possync/
 }
 
 # fuzz runs each Go fuzz target for FUZZTIME (default 10s; about 75 s for

@@ -21,9 +21,15 @@ import (
 type Till struct {
 	*Terminal
 
+	// queue serializes the till's update_order and remove_order calls, as
+	// ms.js's send queue (enque) does: a remove_order runs after the write
+	// in flight and carries the revision that write's answer gave.
+	queue sync.Mutex
+
 	// mu guards the fields that follow.
 	mu        sync.Mutex
 	orders    map[string]Order // local order list by uid
+	revs      map[string]int64 // highest revision answered to the till's own writes, by uid
 	delivered map[int64]int    // bus id → times delivered
 	removes   []string         // uids of remove_order sent
 	syncAlls  int              // sync_all messages applied from the bus
@@ -38,6 +44,7 @@ func NewTill(tb testing.TB, serverURL string, cfg TerminalConfig) *Till {
 	return &Till{
 		Terminal:  NewTerminal(tb, serverURL, cfg),
 		orders:    make(map[string]Order),
+		revs:      make(map[string]int64),
 		delivered: make(map[int64]int),
 	}
 }
@@ -77,17 +84,39 @@ func (t *Till) fail(err error) {
 }
 
 // CreateOrder makes a new order with one line and sends it (update_order),
-// as a cashier adding a product to a new order does.
+// as a cashier adding a product to a new order does. The returned order is
+// the caller's; the till's order list holds a copy, which the message loop
+// may replace at any time.
 func (t *Till) CreateOrder(seq int64) (Order, error) {
 	o := t.NewOrder(seq)
 	t.AddLine(o, 50, 1, 4.8)
 	if _, err := t.UpdateOrder(o); err != nil {
 		return nil, err
 	}
+	local := Order(Clone(o))
 	t.mu.Lock()
-	t.orders[o.UID()] = o
+	t.orders[o.UID()] = local
 	t.mu.Unlock()
 	return o, nil
+}
+
+// UpdateOrder sends the caller's order o like Terminal.UpdateOrder and
+// applies the answer to the till's copy of it too (update_revision_id:
+// revision, and the number when the server renumbers it).
+func (t *Till) UpdateOrder(o Order) (map[string]any, error) {
+	t.queue.Lock()
+	defer t.queue.Unlock()
+	res, err := t.Terminal.UpdateOrder(o)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if local := t.orders[o.UID()]; local != nil {
+		local.Adopt(res)
+	}
+	t.revs[o.UID()] = max(t.revs[o.UID()], o.Revision())
+	t.mu.Unlock()
+	return res, nil
 }
 
 // PayOrder pays o as a cashier does: the order is finalized, leaves the
@@ -98,6 +127,8 @@ func (t *Till) PayOrder(o Order) error {
 	t.mu.Lock()
 	delete(t.orders, o.UID())
 	t.mu.Unlock()
+	t.queue.Lock() // behind the till's write in flight, as ms.js's send queue
+	defer t.queue.Unlock()
 	if _, err := t.RemoveOrder(o, true); err != nil {
 		return fmt.Errorf("pay %s: %w", o.UID(), err)
 	}
@@ -147,13 +178,25 @@ func (t *Till) apply(n Notification) {
 }
 
 // updateLocked is ms_update_order: finalized orders are left alone; others
-// are created or replaced from the data and marked order_on_server.
+// are created or replaced from the data and marked order_on_server. An
+// order the till already has keeps its own sequence_number: apply_ms_data
+// takes revision_ID, ms_info and the fiscal position, and the lines are
+// replaced, but only the answer to the till's own write renumbers it
+// (update_revision_id, protocol.md §4.2).
 func (t *Till) updateLocked(data map[string]any) {
 	uid, _ := data["uid"].(string)
-	if o := t.orders[uid]; o != nil && o["finalized"] == true {
+	old := t.orders[uid]
+	if old != nil && old["finalized"] == true {
 		return
 	}
 	o := OrderFromData(data)
+	if old != nil {
+		if seq, ok := old["sequence_number"]; ok {
+			o["sequence_number"] = seq
+		} else {
+			delete(o, "sequence_number")
+		}
+	}
 	o["order_on_server"] = true
 	t.orders[uid] = o
 }
@@ -195,7 +238,13 @@ func (t *Till) applySyncAll(msg map[string]any, sendRemoves bool) {
 		return
 	}
 	for _, o := range destroyed {
-		if _, err := t.RemoveOrder(o, false); err != nil {
+		t.queue.Lock()
+		t.mu.Lock()
+		rev := max(o.Revision(), t.revs[o.UID()])
+		t.mu.Unlock()
+		_, err := t.RemoveOrder(Order{"uid": o.UID(), "revision_ID": rev}, false)
+		t.queue.Unlock()
+		if err != nil {
 			t.fail(err)
 		}
 		t.mu.Lock()
@@ -214,6 +263,16 @@ func (t *Till) OrderUIDs() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Order returns a copy of local order uid, or nil.
+func (t *Till) Order(uid string) Order {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if o := t.orders[uid]; o != nil {
+		return Order(Clone(o))
+	}
+	return nil
 }
 
 // HasOrder reports whether uid is in the local order list.

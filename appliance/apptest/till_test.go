@@ -24,7 +24,7 @@ func fakeSyncServer(t *testing.T, script []map[string]any) (url string, removes 
 		ls       []int64
 		answered bool
 	)
-	order := map[string]any{"action": "update_order", "data": map[string]any{"uid": "00009-001-0001", "revision_ID": 1, "lines": []any{}}}
+	order := map[string]any{"action": "update_order", "data": map[string]any{"uid": "00009-001-0001", "sequence_number": 1, "revision_ID": 1, "lines": []any{}}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			ID     int64 `json:"id"`
@@ -106,5 +106,47 @@ func TestTillDestroysOrdersMissingFromFullSyncAll(t *testing.T) {
 	}
 	if got := lasts()[:2]; !slices.Equal(got, []int64{1000, 1000}) {
 		t.Errorf("polls sent last = %v, want [1000 1000] (start cursor, then max(1000, 7))", got)
+	}
+}
+
+// A copy of an order the till already has (a broadcast update_order, a
+// sync_all) gives it the copy's revision and lines but never its number:
+// ms_update_order applies apply_ms_data (revision_ID, ms_info, fiscal
+// position) and the lines, and only the answer to the till's own write
+// renumbers it (update_revision_id, protocol.md §4.2). A till that took
+// numbers from copies would hide a server that answers the wrong order_ID.
+func TestTillTakesNumbersOnlyFromAnswers(t *testing.T) {
+	ch := apptest.Channel("shop", "pos.multi_session", 1)
+	line := []any{0, 0, map[string]any{"uid": "00009-001-0001-1", "qty": 2, "product_id": 50}}
+	script := []map[string]any{
+		{"id": 7, "channel": ch, "message": map[string]any{"action": "update_order", "session_id": 300, "login_number": 1,
+			"data": map[string]any{"uid": "00009-001-0001", "sequence_number": 5, "revision_ID": 2, "message_ID": 2, "lines": []any{line}}}},
+		{"id": 8, "channel": ch, "message": map[string]any{"action": "sync_all", "session_id": 300, "login_number": 1,
+			"data": map[string]any{"message_ID": 3, "order_ID": 6, "orders": []any{map[string]any{"action": "update_order",
+				"data": map[string]any{"uid": "00009-001-0001", "sequence_number": 6, "revision_ID": 3, "lines": []any{line}}}}}}},
+	}
+	url, _, _ := fakeSyncServer(t, script)
+	till := apptest.NewTill(t, url, apptest.TerminalConfig{DB: "shop", MultiSessionID: 1, POSID: 1, SessionID: 9, LoginNumber: 1, RunID: 1})
+	if err := till.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); till.SyncAllsApplied() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pushed sync_all was not applied")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	o := till.Order("00009-001-0001")
+	if o == nil {
+		t.Fatalf("order 00009-001-0001 missing; till holds %v", till.OrderUIDs())
+	}
+	if got := apptest.Int(o["sequence_number"]); got != 1 {
+		t.Errorf("sequence_number %d after copies numbered 5 and 6, want 1 (the number the till created it with)", got)
+	}
+	if got := o.Revision(); got != 3 {
+		t.Errorf("revision_ID %d, want 3 (from the last copy)", got)
+	}
+	if got := len(o.Lines()); got != 1 {
+		t.Errorf("%d lines, want the copy's 1", got)
 	}
 }

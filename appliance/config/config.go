@@ -100,8 +100,9 @@ type Security struct {
 	MaxTerminals     int `toml:"max_terminals"`
 
 	// MaxPollsPerClient caps the waiting long-polls of one client address;
-	// a new poll beyond it answers that address's oldest waiting poll with
-	// [] at once. 0 = no limit.
+	// a new poll beyond it answers that address's oldest waiting poll at
+	// once with a LimitReached error (the client then waits 10-30 s).
+	// The server lowers it to half of http.max_conns. 0 = no limit.
 	MaxPollsPerClient int `toml:"max_polls_per_client"`
 }
 

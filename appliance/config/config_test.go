@@ -74,7 +74,7 @@ max_polls_per_client = 0
 	if cfg.Security.MaxPollsPerClient != 0 || Default().Security.MaxPollsPerClient != 32 {
 		t.Errorf("security.max_polls_per_client = %d (default %d), want 0 (default 32)", cfg.Security.MaxPollsPerClient, Default().Security.MaxPollsPerClient)
 	}
-	// The smallest max_conns goes with the default cap (which then never bites).
+	// The smallest max_conns goes with the default cap (the server lowers it to half of max_conns).
 	if _, err := Parse(strings.NewReader("[http]\nmax_conns = 16\n"), "t"); err != nil {
 		t.Errorf("max_conns = 16 with the default poll cap: %v", err)
 	}

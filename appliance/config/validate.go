@@ -100,8 +100,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	// Above http.max_conns the cap never bites; that is allowed, so a small
-	// max_conns works with the default cap.
+	// Above http.max_conns that is allowed: the server lowers the cap to
+	// half of max_conns, so a small max_conns works with the default cap.
 	if n := c.Security.MaxPollsPerClient; n < 0 || n > 1<<20 {
 		bad("security.max_polls_per_client", n, "must be from 0 (no limit) to 1048576")
 	}

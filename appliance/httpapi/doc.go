@@ -20,8 +20,9 @@
 // A long-poll parks its handler goroutine on a channel (no busy-waiting)
 // until a notification for one of its channels is published, the hold time
 // passes, its client goes away (pollwatch.go), its client address parks
-// more than Options.MaxPollsPerClient polls (the oldest is answered []), or
-// the server shuts down.
+// more than Options.MaxPollsPerClient polls, or half of Options.MaxConns
+// (the oldest is answered with a LimitReached error, so its client backs
+// off instead of coming straight back), or the server shuts down.
 //
 // The server owns its listener (listener.go): temporary accept errors are
 // retried, connections beyond Options.MaxConns get HTTP 503 with a JSON-RPC

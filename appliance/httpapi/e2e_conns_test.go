@@ -6,12 +6,14 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +66,16 @@ func waitHealth(t testing.TB, url string, d time.Duration, what string, ok func(
 	}
 	t.Fatalf("after %v: %s not reached; last /healthz = %d %+v %v", d, what, code, h, err)
 	return h, 0
+}
+
+// halfFrom returns the local address of the i-th of the polls that fill a
+// server: every other one from 127.0.0.2, since one address may park polls
+// on at most half of http.max_conns.
+func halfFrom(i int) net.Addr {
+	if i%2 == 1 {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+	}
+	return nil
 }
 
 // startPoll opens a connection from local (nil = any) and sends a
@@ -137,8 +149,8 @@ func TestConnectionLimit(t *testing.T) {
 	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxConns: max})
 
 	var polls []net.Conn
-	for i := range max {
-		polls = append(polls, startPoll(t, srv.URL, nil, fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i)))
+	for i := range max { // from two addresses: one may hold only half
+		polls = append(polls, startPoll(t, srv.URL, halfFrom(i), fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i)))
 	}
 	// Full: /healthz itself is refused (503 without a health status).
 	waitHealth(t, srv.URL, wait, "full", func(h health, code int) bool { return code == 503 && h.Status == "" })
@@ -184,7 +196,8 @@ func TestConnectionLimit(t *testing.T) {
 }
 
 // One client address has at most max_polls_per_client waiting polls: a new
-// one answers the oldest with [] at once; other addresses are not touched.
+// one answers the oldest at once with a JSON-RPC error naming the limit;
+// other addresses are not touched.
 func TestPollsPerClientCap(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxPollsPerClient: 2})
@@ -197,12 +210,97 @@ func TestPollsPerClientCap(t *testing.T) {
 
 	startPoll(t, srv.URL, nil, `["shop","pos.longpolling","1"]`) // third from 127.0.0.1
 	resp, body := readAnswer(t, first, wait)
-	if resp.StatusCode != 200 || !strings.Contains(body, `"result":[]`) {
-		t.Errorf("oldest poll answered %d %s, want 200 with result []", resp.StatusCode, body)
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(body, `"name":"possync.exceptions.LimitReached"`) || !strings.Contains(body, "security.max_polls_per_client") {
+		t.Errorf("oldest poll answered %d %s, want 200 with a LimitReached error naming security.max_polls_per_client", resp.StatusCode, body)
 	}
 	h, _ := waitHealth(t, srv.URL, wait, "3 waiting again", func(h health, _ int) bool { return h.Waiting == 3 })
 	if h.Capped != 1 {
 		t.Errorf("polls_answered_client_cap = %d, want 1", h.Capped)
+	}
+}
+
+// With a small http.max_conns the default max_polls_per_client (32) is
+// above it: one address could park a poll on every connection and lock
+// every other till out (issue 7's input runs max_conns = 16). One address
+// gets at most half of max_conns; the other half stays for the others.
+func TestPollsPerClientShareOfSmallMaxConns(t *testing.T) {
+	t.Parallel()
+	const max = 16
+	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxConns: max})
+	other := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+	first := startPoll(t, srv.URL, nil, `["shop","pos.longpolling","0"]`)
+	waitHealth(t, srv.URL, wait, "1 waiting", func(h health, _ int) bool { return h.Waiting == 1 })
+	for i := 1; i <= max/2; i++ { // the last of these is one beyond half
+		startPoll(t, srv.URL, nil, fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i))
+	}
+	resp, body := readAnswer(t, first, wait)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"name":"possync.exceptions.LimitReached"`) || !strings.Contains(body, "http.max_conns") {
+		t.Fatalf("oldest poll of an address holding half of max_conns %d answered %d %s, want LimitReached naming http.max_conns", max, resp.StatusCode, body)
+	}
+	first.Close()
+	// The other address parks on the other half (one connection is left
+	// for /healthz).
+	for i := range max/2 - 1 {
+		startPoll(t, srv.URL, other, fmt.Sprintf(`["shop","pos.longpolling","%d"]`, 100+i))
+	}
+	h, _ := waitHealth(t, srv.URL, wait, "both halves waiting", func(h health, _ int) bool { return h.Waiting == max-1 })
+	if h.Capped != 1 {
+		t.Errorf("polls_answered_client_cap = %d, want 1", h.Capped)
+	}
+}
+
+// More polls from one address than max_polls_per_client, from clients that
+// poll again at once after every answer and wait (10-30 s) after an error,
+// as the Odoo 12 bus does (protocol.md §3.1): the cap must slow them down.
+// Answering the evicted poll [] made it poll again at once and evict the
+// next: thousands of polls a second from three tills behind one address.
+func TestPollsPerClientCapNoLoop(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxPollsPerClient: 2})
+	const tills, run = 3, time.Second
+	var (
+		mu      sync.Mutex
+		answers int
+		errs    []string
+	)
+	var wg sync.WaitGroup
+	for i := range tills {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), run)
+			defer cancel()
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr}
+			body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"call","id":1,"params":{"channels":["[\"shop\",\"pos.longpolling\",\"%d\"]"],"last":0}}`, i)
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+apptest.RoutePoll, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := c.Do(req)
+				if err != nil {
+					return // the run is over
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				answers++
+				mu.Unlock()
+				if strings.Contains(string(b), `"error"`) {
+					mu.Lock()
+					errs = append(errs, string(b))
+					mu.Unlock()
+					<-ctx.Done() // the client waits 10-30 s after an error
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d tills behind one address with max_polls_per_client 2: %d polls answered in %v", tills, answers, run)
+	if answers > 2*tills {
+		t.Errorf("%d polls answered in %v, want at most %d: evicted polls come straight back", answers, run, 2*tills)
+	}
+	if len(errs) == 0 || !strings.Contains(errs[0], "security.max_polls_per_client") {
+		t.Errorf("error answers %q, want one naming security.max_polls_per_client", errs)
 	}
 }
 

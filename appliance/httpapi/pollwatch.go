@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -24,7 +25,11 @@ import (
 // It also caps the waiting polls of one client address: beyond
 // maxPerClient the oldest poll of that address is answered at once, so a
 // reloading till never locks itself out and one client cannot hold every
-// connection.
+// connection. That poll is answered with an error (see capped), not [],
+// because the Odoo 12 bus polls again at once after an answer but waits
+// 10-30 s after an error: an [] made it come straight back and evict the
+// next poll of its address, a loop of thousands of polls a second between
+// tills sharing one address.
 type pollWatch struct {
 	log          *slog.Logger
 	limits       *rateLog
@@ -43,6 +48,9 @@ type parkedPoll struct {
 	raw    syscall.RawConn // nil when the connection cannot be watched
 	cancel context.CancelFunc
 	elem   *list.Element // nil once left or evicted
+	// capped is set (before cancel) when the poll was answered early
+	// because its address parked more than maxPerClient polls.
+	capped atomic.Bool
 }
 
 func newPollWatch(maxPerClient int, interval time.Duration, log *slog.Logger, limits *rateLog) *pollWatch {
@@ -77,6 +85,7 @@ func (w *pollWatch) park(client string, c net.Conn, cancel context.CancelFunc) *
 	p.elem = l.PushBack(p)
 	w.mu.Unlock()
 	if evict != nil {
+		evict.capped.Store(true)
 		evict.cancel()
 		if w.limits.allow("max_polls_per_client", client) {
 			w.log.Warn("answered the oldest waiting poll of a client early: too many waiting polls from one address",

@@ -148,6 +148,12 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 	notes := s.eng.Poll(pctx, pp, s.opts.PollHold, s.opts.Replay)
 	s.watch.leave(parked)
 	cancel()
+	if len(notes) == 0 && parked.capped.Load() {
+		// An error, not []: the client waits 10-30 s before its next poll
+		// instead of coming straight back to evict another (pollwatch.go).
+		s.writeError(ctx, env.ID, appliance.Errorf(appliance.ELIMIT, "%s", s.capMsg).WithValue(remoteHost(ctx.RemoteAddr())))
+		return
+	}
 	// The answer is rendered once, envelope included, into a buffer of
 	// its final size, and handed to fasthttp without another copy.
 	size := 64 + len(env.ID)

@@ -38,7 +38,8 @@ type Options struct {
 	Backup func(w io.Writer) error
 	// MaxPollsPerClient caps the waiting polls of one client address; a
 	// new poll beyond it answers the oldest one at once. 0 = default 32,
-	// negative = no limit.
+	// negative = no limit. It is lowered to half of MaxConns, so one
+	// address never holds every connection.
 	MaxPollsPerClient int
 	// AllowedNetworks are the client addresses served; nil =
 	// DefaultAllowedNetworks. Others get 403 before their body is read.
@@ -89,6 +90,7 @@ type Server struct {
 	ln      *listener
 	tlsLn   *listener // nil without HTTPS
 	watch   *pollWatch
+	capMsg  string // the error of a poll answered early by the per-address cap
 	limits  *rateLog
 	access  *access
 	started time.Time
@@ -140,7 +142,16 @@ func New(eng *engine.Engine, opts Options) *Server {
 		access: newAccess(opts.AllowedNetworks, opts.AllowedOrigins)}
 	s.metrics = newServerMetrics(s)
 	eng.SetObserver(s.metrics)
-	s.watch = newPollWatch(max(opts.MaxPollsPerClient, 0), opts.PollWatchInterval, s.log, s.limits)
+	perClient := max(opts.MaxPollsPerClient, 0)
+	s.capMsg = fmt.Sprintf("this address has more than %d waiting long-polls (security.max_polls_per_client); the oldest was answered early", perClient)
+	if half := max(opts.MaxConns/2, 1); perClient > half {
+		// A small http.max_conns (16 is allowed) with the default cap of
+		// 32: one address could park a poll on every connection.
+		s.capMsg = fmt.Sprintf("this address has more than %d waiting long-polls (half of http.max_conns %d; security.max_polls_per_client is %d); the oldest was answered early",
+			half, opts.MaxConns, perClient)
+		perClient = half
+	}
+	s.watch = newPollWatch(perClient, opts.PollWatchInterval, s.log, s.limits)
 	s.srv = &fasthttp.Server{
 		Handler:      s.handleCounted,
 		ErrorHandler: s.handleReadError,
