@@ -357,3 +357,40 @@ func (s *shop) browseBoth(typ string) {
 	}
 	s.t.Errorf("avahi-browse -rtp %s never listed both boxes under their own names; last output:\n%s", typ, last)
 }
+
+// TestClonedCard: a card copied after its first boot runs in a second Pi.
+// Both boxes read the same /etc/machine-id (the namespaces share the host's
+// file system) and hold the same box-id file in their data directories,
+// and neither configures an instance name. Each box still gets its own id
+// (the MAC of its NIC is mixed in), so each announces its own
+// possync-<short id> without a rename, and both are listed.
+func TestClonedCard(t *testing.T) {
+	if b, err := os.ReadFile("/etc/machine-id"); err != nil || len(strings.TrimSpace(string(b))) != 32 {
+		t.Skipf("no machine id to share (%v): the boxes would not be clones", err)
+	}
+	s := newShop(t)
+	for _, box := range []string{"a", "b"} {
+		dir := filepath.Join(s.dir, box+"-data")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "box-id"), []byte("0123456789abcdef\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.startBox("a", shopBox{avahi: true})
+	t0 := time.Now()
+	s.startBox("b", shopBox{avahi: true})
+	got := s.settled(30 * time.Second)
+	t.Logf("timing: second clone started -> both boxes listed: %v", time.Since(t0).Round(time.Millisecond))
+	for _, addr := range []string{shopA, shopB} {
+		d := got[addr]
+		if d.Instance != "possync-"+d.ID[:6] {
+			t.Errorf("box %s: instance %q with id %s, want possync-%s (its own id, no rename)", addr, d.Instance, d.ID, d.ID[:6])
+		}
+	}
+	if got[shopA].ID == got[shopB].ID {
+		t.Errorf("both clones have id %s, want one per Pi", got[shopA].ID)
+	}
+	s.browseBoth("_possync._tcp")
+}

@@ -41,7 +41,10 @@ type OpenError struct {
 
 func (e *OpenError) Error() string {
 	where := e.Dir
-	if e.File != "" {
+	switch {
+	case filepath.IsAbs(e.File): // the directory itself, or a path of its own
+		where = e.File
+	case e.File != "":
 		where = filepath.Join(e.Dir, e.File)
 	}
 	return fmt.Sprintf("store %s cannot be opened (%s): %s: %v", e.Dir, e.Problem, where, e.Err)

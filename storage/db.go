@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -152,11 +153,48 @@ func (db *DB) Close() error {
 	db.closed = true
 	close(db.stop)
 	db.gc.Wait()
-	if err := db.bdb.Close(); err != nil {
+	if err := db.closeBadger(); err != nil {
 		return fmt.Errorf("close store %s: %w", db.dir, err)
 	}
 	db.logger.Info("store closed", "dir", db.dir)
 	return nil
+}
+
+// readOnlyCloseChecks is how many checks, a second apart, must find the
+// data file system read-only before Close stops waiting for Badger.
+const readOnlyCloseChecks = 3
+
+// closeBadger closes Badger. On a file system that turned read-only
+// (ext4 after a card error) Badger's Close retries flushing its memtable
+// for ever, and `serve` would never exit on SIGTERM: once the file system
+// has been seen read-only for readOnlyCloseChecks seconds, closeBadger
+// stops waiting and says so. Nothing acknowledged is lost: every write is
+// in the synced write-ahead log, which the next open replays.
+func (db *DB) closeBadger() error {
+	done := make(chan error, 1)
+	go func() { done <- db.bdb.Close() }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	readOnly := 0
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if db.fsInfo == nil {
+				continue
+			}
+			if fs, err := db.fsInfo(db.dir); err == nil && fs.readOnly {
+				readOnly++
+			} else {
+				readOnly = 0
+			}
+			if readOnly >= readOnlyCloseChecks {
+				return fmt.Errorf("data file system is read-only: the last writes cannot be flushed into tables; "+
+					"stopped waiting (they are in the synced write-ahead log, which the next start replays): %w", syscall.EROFS)
+			}
+		}
+	}
 }
 
 // use takes closeMu for reading and reports ErrClosed if the store is

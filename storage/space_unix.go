@@ -4,7 +4,10 @@ package storage
 
 import (
 	"io/fs"
+	"path/filepath"
 	"syscall"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // statfsFree returns the bytes available to unprivileged users on the
@@ -30,8 +33,25 @@ func statfsInfo(dir string) (fsInfo, error) {
 	return fsInfo{
 		free:     uint64(st.Bavail) * uint64(st.Bsize),
 		total:    uint64(st.Blocks) * uint64(st.Bsize),
-		readOnly: uint64(st.Flags)&stRdonly != 0,
+		readOnly: uint64(st.Flags)&stRdonly != 0 || refusesWrites(dir),
 	}, nil
+}
+
+// refusesWrites reports whether the file system holding the store in dir
+// refuses to open its MANIFEST for writing with EROFS. ext4 mounted
+// errors=remount-ro (Debian's and Raspberry Pi OS's default) turns read-only
+// after a card error; newer kernels do it as "emergency_ro", which leaves
+// the mount's rw flag set, so statfs and access(W_OK) still say writable
+// while every open for writing fails. Opening changes nothing on the disk:
+// nothing is written or truncated. A missing MANIFEST (not a store) or any
+// other error says nothing.
+func refusesWrites(dir string) bool {
+	fd, err := syscall.Open(filepath.Join(dir, badger.ManifestFilename), syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err == syscall.EROFS
+	}
+	_ = syscall.Close(fd)
+	return false
 }
 
 // statfsUsage returns the bytes available to unprivileged users and the

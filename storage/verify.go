@@ -283,6 +283,8 @@ func isStoreFile(name string) bool {
 	switch name {
 	case "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK", "MANIFEST-REWRITE":
 		return true
+	case "box-id": // discovery.BoxIDFile: the box id when there is no machine id
+		return true
 	}
 	for _, suffix := range []string{".sst", ".vlog", ".mem", ".tmp", ".backup", ".backup.tmp"} {
 		if strings.HasSuffix(name, suffix) {

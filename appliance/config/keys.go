@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -88,12 +89,67 @@ func caseTwin(k toml.Key) string {
 	return ""
 }
 
-// keyLine finds the first line of src where the last part of k is written
-// as a key or table name, or 0. TOML has no position information for keys in
-// BurntSushi/toml's MetaData, so this is a textual search: good enough to
-// point a person at the right line.
+// keyLine finds the line of src where k is written: the table header or
+// key line whose full path (the current table's path followed by the
+// line's dotted key) starts with k, or 0. BurntSushi/toml's MetaData has no
+// position of keys, so this is a small line scanner: it follows [table]
+// and [[array]] headers, so the same wrong key in two tables gets each its
+// own line. A key inside an inline table falls back to a textual search
+// for its last part.
 func keyLine(k toml.Key, src []byte) int {
-	last := k[len(k)-1]
+	var table []string
+	for i, line := range bytes.Split(src, []byte("\n")) {
+		code := strings.TrimSpace(string(line))
+		if j := strings.IndexByte(code, '#'); j >= 0 {
+			code = strings.TrimSpace(code[:j])
+		}
+		var path []string
+		switch {
+		case strings.HasPrefix(code, "["):
+			name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimLeft(code, "["), "]"), "]")
+			table = splitKey(name)
+			path = table
+		case strings.Contains(code, "="):
+			key, _, _ := strings.Cut(code, "=")
+			path = append(slices.Clip(table), splitKey(key)...)
+		default:
+			continue
+		}
+		if len(path) >= len(k) && slices.Equal(path[:len(k)], []string(k)) {
+			return i + 1
+		}
+	}
+	return textLine(k[len(k)-1], src)
+}
+
+// splitKey splits a dotted TOML key ("a . 'b.c'") into its parts, without
+// quotes.
+func splitKey(s string) []string {
+	var parts []string
+	var cur strings.Builder
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteByte(c)
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '.':
+			parts = append(parts, strings.TrimSpace(cur.String()))
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(parts, strings.TrimSpace(cur.String()))
+}
+
+// textLine finds the first line of src where name is written as a key or
+// table name, or 0.
+func textLine(last string, src []byte) int {
 	name := regexp.QuoteMeta(last)
 	re := regexp.MustCompile(`(^|[\[\s.{,])("` + name + `"|'` + name + `'|` + name + `)\s*(=|\]|\.)`)
 	for i, line := range bytes.Split(src, []byte("\n")) {

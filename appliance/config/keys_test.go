@@ -34,6 +34,26 @@ func TestKeysAreCaseSensitive(t *testing.T) {
 			[]string{"http.Poll_Hold: unknown key (line 1)", "did you mean http.poll_hold?"},
 		},
 		{
+			"same wrong key in two tables: each with its own line",
+			"[storage]\nListen = \"x\"\n\n[http]\nListen = \"127.0.0.1:18944\"\n",
+			[]string{"storage.Listen: unknown key (line 2)", "http.Listen: unknown key (line 5)"},
+		},
+		{
+			"dotted key inside a table",
+			"[log]\nlevel = \"info\"\n[discovery]\nhttp.Listen = 1\n[http]\nlisten = \":1\"\nhttp.Listen = 2\n",
+			[]string{"discovery.http: unknown key (line 4)", "http.http: unknown key (line 7)"},
+		},
+		{
+			"table named again in a later header",
+			"[bus]\nreplay = \"60s\"\n[HTTP.tls]\nx = 1\n",
+			[]string{"HTTP: unknown key (line 3)"},
+		},
+		{
+			"inline table",
+			"http = { Listen = \"127.0.0.1:1\" }\n",
+			[]string{"http.Listen: unknown key (line 1)"},
+		},
+		{
 			"misspelt key keeps its line",
 			"[log]\nlevel = \"info\"\n\n[http]\npol_hold = \"5s\"\n",
 			[]string{"http.pol_hold: unknown key (line 5)"},

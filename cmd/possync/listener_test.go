@@ -100,7 +100,9 @@ func TestAcceptRecoversFromFileLimit(t *testing.T) {
 	for _, cn := range conns {
 		cn.Close()
 	}
+	t0 := time.Now()
 	waitFor(t, 15*time.Second, "/healthz answering 200 after the connections closed", func() bool { return healthzOK(c.url) })
+	t.Logf("timing: connections closed -> /healthz answers 200 on a new connection: %v", time.Since(t0).Round(time.Millisecond))
 	// The child's log reaches us through a pipe copied by a goroutine:
 	// give the last lines a moment to arrive.
 	told := func() bool {
@@ -146,7 +148,9 @@ func TestWatchdogCoversListener(t *testing.T) {
 	for _, cn := range conns {
 		cn.Close()
 	}
+	t0 := time.Now()
 	waitDatagram(t, conn, "WATCHDOG=1")
+	t.Logf("timing: connections closed -> watchdog fed again: %v", time.Since(t0).Round(time.Millisecond))
 }
 
 // waitDatagram reads notify datagrams until want arrives (15 s at most).
@@ -167,11 +171,13 @@ func waitDatagram(t *testing.T, conn *net.UnixConn, want string) {
 func TestServeExitsWhenListenerFails(t *testing.T) {
 	c := startChild(t, t.TempDir())
 	fd := stealListener(t, c)
+	t0 := time.Now()
 	if err := unix.Shutdown(fd, unix.SHUT_RD); err != nil {
 		t.Fatalf("shutdown listening socket: %v", err)
 	}
 	select {
 	case err := <-c.done:
+		t.Logf("timing: listening socket broken -> serve exited: %v (%v)", time.Since(t0).Round(time.Millisecond), err)
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() == 0 {
 			t.Fatalf("serve exited with %v, want a non-zero status\n%s", err, c.logs)
