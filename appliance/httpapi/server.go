@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -297,6 +299,14 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.As(err, &small) {
 		status = fasthttp.StatusRequestHeaderFieldsTooLarge
 		msg = fmt.Sprintf("request headers are larger than the limit of %d bytes", s.srv.ReadBufferSize)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A slow-loris client, or a network that stalls mid-request.
+		status = fasthttp.StatusRequestTimeout
+		msg = fmt.Sprintf("request body did not arrive within http.read_timeout (%v)", s.opts.ReadTimeout)
+		if strings.Contains(err.Error(), "request headers") {
+			msg = fmt.Sprintf("request headers did not arrive within http.header_timeout (%v) of their first byte", s.opts.HeaderTimeout)
+		}
 	}
 	host := remoteHost(ctx.RemoteAddr())
 	if s.limits.allow("read_error", host) {
