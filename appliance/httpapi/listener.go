@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -92,12 +93,13 @@ func (l *listener) Accept() (net.Conn, error) {
 				l.log.Warn("accepting connections again", "failed_for", time.Since(f.since).Round(time.Millisecond).String(), "err", f.err)
 			}
 			delay = 0
-			if l.open.Add(1) > l.max && !l.idle.evictOldest() {
+			host := connHost(c)
+			if l.open.Add(1) > l.max && !l.idle.evictFor(host, int(l.max/4)) {
 				l.open.Add(-1)
 				l.refuse(c)
 				continue
 			}
-			cn := &conn{Conn: c, l: l}
+			cn := &conn{Conn: c, l: l, host: host}
 			l.idle.track(cn)
 			return cn, nil
 		}
@@ -232,6 +234,7 @@ type conn struct {
 	l         *listener
 	closeOnce sync.Once
 	linger    atomic.Bool
+	host      netip.Addr   // the client's address (idle.go: one address may not hold every slot)
 	busy      atomic.Bool  // a request is being handled (idle.go)
 	idleSince atomic.Int64 // when it last became idle, l.idle's monotonic stamp
 }
@@ -320,4 +323,13 @@ func (r *rateLog) allow(rule, source string) bool {
 	}
 	r.last[key] = now
 	return true
+}
+
+// connHost is the client address of c (IPv4-mapped addresses as IPv4);
+// the zero Addr when c is not a TCP connection.
+func connHost(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
