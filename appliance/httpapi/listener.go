@@ -40,6 +40,9 @@ type listener struct {
 	// readable 503 refusal.
 	refusedPreflight []byte
 	linger           time.Duration
+	// screen answers a connection from outside the allowed networks itself
+	// and reports whether it did (refusenet.go); nil = none.
+	screen func(*conn) bool
 
 	open     atomic.Int64 // connections handed to fasthttp and not yet closed
 	refusing atomic.Int64 // refusals being answered
@@ -101,6 +104,9 @@ func (l *listener) Accept() (net.Conn, error) {
 			}
 			cn := &conn{Conn: c, l: l, host: host}
 			l.idle.track(cn)
+			if l.screen != nil && l.screen(cn) {
+				continue // refused by network, answered in the background (refusenet.go)
+			}
 			return cn, nil
 		}
 		if errors.Is(err, net.ErrClosed) {

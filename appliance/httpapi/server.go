@@ -194,6 +194,7 @@ func (s *Server) Open() error {
 // background.
 func (s *Server) serve(ln, tln net.Listener) error {
 	s.ln = newListener(ln, s.opts.MaxConns, s.opts.ReadTimeout, s.log, s.limits)
+	s.ln.screen = func(c *conn) bool { return s.screen(c, nil) }
 	s.started = time.Now()
 	s.served = make(chan error, 2)
 	s.failed = make(chan error, 2)
@@ -206,7 +207,9 @@ func (s *Server) serve(ln, tln net.Listener) error {
 		// HTTPS too; the poll watcher reaches the TCP conn via NetConn.
 		s.tlsLn = newListener(tln, s.opts.MaxConns, s.opts.ReadTimeout, s.log, s.limits)
 		s.tlsLn.refusal = nil // a plain-text answer means nothing to a TLS client
-		go s.serveOn(tls.NewListener(s.tlsLn, tlsConfig(s.opts.TLSConfig)), s.tlsLn)
+		tc := tlsConfig(s.opts.TLSConfig)
+		s.tlsLn.screen = func(c *conn) bool { return s.screen(c, tc) }
+		go s.serveOn(tls.NewListener(s.tlsLn, tc), s.tlsLn)
 	}
 	return nil
 }
