@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -192,13 +193,16 @@ func TestBrowserHTTPSOdoo(t *testing.T) {
 	setLNAPolicy(t, false, origin)
 	t.Logf("browser matrix (Chromium, page %s, Sync Server on %s):\n%s", origin, shopIP, strings.Join(matrix, "\n"))
 
-	// A request from the public address straight to possync.
-	var status string
-	inNetns(t, pub, func() { status = rawPost(t, strings.TrimPrefix(httpSync, "http://")) })
-	if !strings.HasPrefix(status, "HTTP/1.1 403") {
-		t.Errorf("request from the public address %s = %q, want 403", publicIP, status)
+	// A request from the public address straight to possync, over HTTP and
+	// HTTPS: 403 naming the rule and the address.
+	for _, sync := range []string{httpSync, httpsSync} {
+		var status string
+		inNetns(t, pub, func() { status = rawPost(t, sync, srv.RootCAs) })
+		if !strings.HasPrefix(status, "HTTP/1.1 403") || !strings.Contains(status, "security.allowed_networks") || !strings.Contains(status, publicIP) {
+			t.Errorf("request from the public address %s to %s = %q, want 403 naming security.allowed_networks and the address", publicIP, sync, status)
+		}
+		t.Logf("request from %s straight to %s: %s", publicIP, sync, status)
 	}
-	t.Logf("request from %s straight to possync: %s", publicIP, status)
 }
 
 func describe(r lnaResult) string {
@@ -255,22 +259,37 @@ func setLNAPolicy(t *testing.T, on bool, origin string) {
 	t.Cleanup(func() { _ = os.Remove(policyFile) })
 }
 
-// rawPost sends an update request over a connection made in the calling
-// thread's namespace and returns the status line.
-func rawPost(t *testing.T, addr string) string {
+// rawPost sends an update request to url (http:// or https://, trusting
+// roots) over a connection made in the calling thread's namespace and
+// returns the status line and the JSON-RPC error message.
+func rawPost(t *testing.T, url string, roots *x509.CertPool) string {
+	addr := strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return "dial: " + err.Error()
 	}
 	defer c.Close()
+	if strings.HasPrefix(url, "https://") {
+		tc := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: shopIP})
+		if err := tc.Handshake(); err != nil {
+			return "handshake: " + err.Error()
+		}
+		c = tc
+	}
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	body := `{"jsonrpc":"2.0","method":"call","params":{},"id":1}`
 	fmt.Fprintf(c, "POST /pos_multi_session_sync/update HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", addr, len(body), body)
-	line, err := bufio.NewReader(c).ReadString('\n')
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return "read: " + err.Error()
 	}
-	return strings.TrimSpace(line)
+	defer resp.Body.Close()
+	var v struct {
+		Error struct{ Data struct{ Message string } }
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &v)
+	return fmt.Sprintf("HTTP/%d.%d %s: %s", resp.ProtoMajor, resp.ProtoMinor, resp.Status, v.Error.Data.Message)
 }
 
 // lnaNamespaces makes the public and the shop namespace, linked by a veth

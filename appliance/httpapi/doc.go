@@ -7,9 +7,11 @@
 //	GET  /                               status page for shop staff
 //	GET  /healthz                        JSON health check
 //
-// Every request is first checked against the access rules (access.go):
-// a client address outside Options.AllowedNetworks or an Origin outside
-// Options.AllowedOrigins gets 403 before its body is read. Every other
+// Every request is first checked against the access rules: a client
+// address outside Options.AllowedNetworks is answered 403 by the listener
+// before fasthttp sees the connection (refusenet.go), so its body is never
+// waited for; an Origin outside Options.AllowedOrigins gets 403 from the
+// handler without its body being parsed (access.go). Every other
 // response carries Access-Control-Allow-Origin (* when no origins are
 // configured, else the allowed origin echoed), and OPTIONS preflights are
 // answered on every path (decision 8). Errors are JSON-RPC

@@ -68,14 +68,14 @@ func waitHealth(t testing.TB, url string, d time.Duration, what string, ok func(
 	return h, 0
 }
 
-// halfFrom returns the local address of the i-th of the polls that fill a
-// server: every other one from 127.0.0.2, since one address may park polls
-// on at most half of http.max_conns.
-func halfFrom(i int) net.Addr {
-	if i%2 == 1 {
-		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
-	}
-	return nil
+// spreadFrom returns the local address of the i-th of the polls that fill
+// a server: 127.0.0.1 to 127.0.0.4 in turn. One address may park polls on
+// at most half of http.max_conns, and at the limit an address holding more
+// than a quarter loses its idle connections to a newcomer at once (a poll
+// whose request is still on its way is idle): with four addresses the
+// server fills with parked polls only.
+func spreadFrom(i int) net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%4))}
 }
 
 // startPoll opens a connection from local (nil = any) and sends a
@@ -149,8 +149,8 @@ func TestConnectionLimit(t *testing.T) {
 	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxConns: max})
 
 	var polls []net.Conn
-	for i := range max { // from two addresses: one may hold only half
-		polls = append(polls, startPoll(t, srv.URL, halfFrom(i), fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i)))
+	for i := range max { // from four addresses (spreadFrom)
+		polls = append(polls, startPoll(t, srv.URL, spreadFrom(i), fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i)))
 	}
 	// Full: /healthz itself is refused (503 without a health status).
 	waitHealth(t, srv.URL, wait, "full", func(h health, code int) bool { return code == 503 && h.Status == "" })

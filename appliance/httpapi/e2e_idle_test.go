@@ -83,7 +83,7 @@ func TestRefusedPreflightIsGranted(t *testing.T) {
 	const max = 4
 	srv := newServer(t, apptest.Options{PollHold: 50 * time.Second, MaxConns: max})
 	for i := range max {
-		startPoll(t, srv.URL, halfFrom(i), fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i))
+		startPoll(t, srv.URL, spreadFrom(i), fmt.Sprintf(`["shop","pos.longpolling","%d"]`, i))
 	}
 	waitHealth(t, srv.URL, wait, "full", func(h health, code int) bool { return code == 503 && h.Status == "" })
 

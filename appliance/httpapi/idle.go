@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,9 +57,14 @@ func (s *idleSet) untrack(c *conn) {
 	s.mu.Unlock()
 }
 
-// evictOldest closes the connection idle longest, if one has been idle for
-// at least minIdleEvict, and reports whether it did.
-func (s *idleSet) evictOldest() bool {
+// evictFor makes room for a newcomer from address from: it closes the
+// connection idle longest, if one has been idle for at least minIdleEvict.
+// Failing that, when one other address holds more than hog connections
+// (a quarter of the limit), it closes that address's connection idle
+// longest at once: one client opening connections up to http.max_conns
+// must not lock every till out even for a second. It reports whether it
+// closed one.
+func (s *idleSet) evictFor(from netip.Addr, hog int) bool {
 	limit := s.stamp() - int64(minIdleEvict)
 	var oldest *conn
 	oldestAt := limit + 1
@@ -71,6 +77,9 @@ func (s *idleSet) evictOldest() bool {
 			oldest, oldestAt = c, at
 		}
 	}
+	if oldest == nil {
+		oldest = s.hogsIdle(from, hog)
+	}
 	if oldest != nil {
 		delete(s.conns, oldest)
 	}
@@ -81,6 +90,36 @@ func (s *idleSet) evictOldest() bool {
 	s.evicted.Add(1)
 	_ = oldest.Close()
 	return true
+}
+
+// hogsIdle returns the connection idle longest of the address other than
+// from holding the most connections, if it holds more than hog; nil
+// otherwise. Called with s.mu held, only at the limit.
+func (s *idleSet) hogsIdle(from netip.Addr, hog int) *conn {
+	count := make(map[netip.Addr]int)
+	var top netip.Addr
+	for c := range s.conns {
+		if c.host == from {
+			continue
+		}
+		count[c.host]++
+		if count[c.host] > count[top] {
+			top = c.host
+		}
+	}
+	if count[top] <= hog {
+		return nil
+	}
+	var oldest *conn
+	for c := range s.conns {
+		if c.host != top || c.busy.Load() {
+			continue
+		}
+		if oldest == nil || c.idleSince.Load() < oldest.idleSince.Load() {
+			oldest = c
+		}
+	}
+	return oldest
 }
 
 // begin marks c busy: a request is being handled on it.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,6 +40,9 @@ type listener struct {
 	// readable 503 refusal.
 	refusedPreflight []byte
 	linger           time.Duration
+	// screen answers a connection from outside the allowed networks itself
+	// and reports whether it did (refusenet.go); nil = none.
+	screen func(*conn) bool
 
 	open     atomic.Int64 // connections handed to fasthttp and not yet closed
 	refusing atomic.Int64 // refusals being answered
@@ -92,13 +96,17 @@ func (l *listener) Accept() (net.Conn, error) {
 				l.log.Warn("accepting connections again", "failed_for", time.Since(f.since).Round(time.Millisecond).String(), "err", f.err)
 			}
 			delay = 0
-			if l.open.Add(1) > l.max && !l.idle.evictOldest() {
+			host := connHost(c)
+			if l.open.Add(1) > l.max && !l.idle.evictFor(host, int(l.max/4)) {
 				l.open.Add(-1)
 				l.refuse(c)
 				continue
 			}
-			cn := &conn{Conn: c, l: l}
+			cn := &conn{Conn: c, l: l, host: host}
 			l.idle.track(cn)
+			if l.screen != nil && l.screen(cn) {
+				continue // refused by network, answered in the background (refusenet.go)
+			}
 			return cn, nil
 		}
 		if errors.Is(err, net.ErrClosed) {
@@ -232,6 +240,7 @@ type conn struct {
 	l         *listener
 	closeOnce sync.Once
 	linger    atomic.Bool
+	host      netip.Addr   // the client's address (idle.go: one address may not hold every slot)
 	busy      atomic.Bool  // a request is being handled (idle.go)
 	idleSince atomic.Int64 // when it last became idle, l.idle's monotonic stamp
 }
@@ -320,4 +329,13 @@ func (r *rateLog) allow(rule, source string) bool {
 	}
 	r.last[key] = now
 	return true
+}
+
+// connHost is the client address of c (IPv4-mapped addresses as IPv4);
+// the zero Addr when c is not a TCP connection.
+func connHost(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }

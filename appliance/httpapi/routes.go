@@ -198,7 +198,15 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, id []byte, err error) {
 	s.noteError(ctx, code, msg)
 	switch code {
 	case appliance.EINVALID, appliance.ENOTFOUND:
-		s.log.Warn("rejected request", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", msg)
+		// Answered and counted every time; logged once a minute per
+		// address and kind, so a looping client cannot fill the journal.
+		rule := ruleInvalid
+		if code == appliance.ENOTFOUND {
+			rule = ruleNoRoute
+		}
+		if host := remoteHost(ctx.RemoteAddr()); s.limits.allow(rule, host) {
+			s.log.Warn("rejected request", "rule", rule, "path", string(ctx.Path()), "remote", host, "err", msg)
+		}
 	case appliance.EFORBIDDEN, appliance.ELIMIT:
 		rule := ruleDatabase
 		if code == appliance.ELIMIT {
@@ -251,8 +259,10 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx) ([]byte, bool) {
 
 func (s *Server) tooLarge(ctx *fasthttp.RequestCtx, rest io.Reader) {
 	msg := fmt.Sprintf("request body is larger than the limit of %d bytes (http.max_body_bytes)", s.opts.MaxBodyBytes)
-	s.log.Warn("rejected request", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(),
-		"content_length", ctx.Request.Header.ContentLength(), "err", msg)
+	if host := remoteHost(ctx.RemoteAddr()); s.limits.allow(ruleTooLarge, host) {
+		s.log.Warn("rejected request", "rule", ruleTooLarge, "path", string(ctx.Path()), "remote", host,
+			"content_length", ctx.Request.Header.ContentLength(), "err", msg)
+	}
 	s.refused(ctx, ruleTooLarge, msg)
 	_, _ = io.CopyN(io.Discard, rest, drainCap)
 	ctx.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -203,6 +205,7 @@ func (s *Server) Open() error {
 // background.
 func (s *Server) serve(ln, tln net.Listener) error {
 	s.ln = newListener(ln, s.opts.MaxConns, s.opts.ReadTimeout, s.log, s.limits)
+	s.ln.screen = func(c *conn) bool { return s.screen(c, nil) }
 	s.started = time.Now()
 	s.served = make(chan error, 2)
 	s.failed = make(chan error, 2)
@@ -215,7 +218,9 @@ func (s *Server) serve(ln, tln net.Listener) error {
 		// HTTPS too; the poll watcher reaches the TCP conn via NetConn.
 		s.tlsLn = newListener(tln, s.opts.MaxConns, s.opts.ReadTimeout, s.log, s.limits)
 		s.tlsLn.refusal = nil // a plain-text answer means nothing to a TLS client
-		go s.serveOn(tls.NewListener(s.tlsLn, tlsConfig(s.opts.TLSConfig)), s.tlsLn)
+		tc := tlsConfig(s.opts.TLSConfig)
+		s.tlsLn.screen = func(c *conn) bool { return s.screen(c, tc) }
+		go s.serveOn(tls.NewListener(s.tlsLn, tc), s.tlsLn)
 	}
 	return nil
 }
@@ -308,6 +313,14 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.As(err, &small) {
 		status = fasthttp.StatusRequestHeaderFieldsTooLarge
 		msg = fmt.Sprintf("request headers are larger than the limit of %d bytes", s.srv.ReadBufferSize)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A slow-loris client, or a network that stalls mid-request.
+		status = fasthttp.StatusRequestTimeout
+		msg = fmt.Sprintf("request body did not arrive within http.read_timeout (%v)", s.opts.ReadTimeout)
+		if strings.Contains(err.Error(), "request headers") {
+			msg = fmt.Sprintf("request headers did not arrive within http.header_timeout (%v) of their first byte", s.opts.HeaderTimeout)
+		}
 	}
 	host := remoteHost(ctx.RemoteAddr())
 	if s.limits.allow("read_error", host) {

@@ -27,6 +27,13 @@ func (ca *CA) Issue(names []string, ips []net.IP) (*tls.Certificate, []byte, []b
 	if len(names) > 0 {
 		cn = names[0]
 	}
+	// What a till's certificate viewer shows first: the box's own name
+	// rather than "localhost".
+	if slices.Contains(names, "possync.local") {
+		cn = "possync.local"
+	} else if i := slices.IndexFunc(names, func(n string) bool { return strings.HasSuffix(n, ".local") }); i >= 0 {
+		cn = names[i]
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"possync"}},

@@ -179,3 +179,20 @@ func writeExpired(t *testing.T, dir string) (string, string) {
 	_ = os.WriteFile(k, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return c, k
 }
+
+// The server certificate's common name is what a till's certificate viewer
+// shows first: the box's .local name, not "localhost" (first when sorted).
+func TestLeafCommonName(t *testing.T) {
+	a, err := tlscert.NewAuto(t.TempDir(), "", []string{"localhost", "possync-1a2b3c.local", "possync.local"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := a.GetCertificate(nil)
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.Subject.CommonName != "possync.local" {
+		t.Errorf("CN = %q, want possync.local", leaf.Subject.CommonName)
+	}
+}

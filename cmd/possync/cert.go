@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"possync/appliance/config"
 	"possync/appliance/tlscert"
@@ -39,9 +41,17 @@ func runCert(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 1, err: fmt.Errorf("cert: tls.auto is false: the box has no local CA (HTTPS uses tls.cert_file %q)", cfg.TLS.CertFile)}
 	}
 	dir := tlscert.Dir(cfg.Storage.Dir)
+	_, statErr := os.Stat(filepath.Join(dir, tlscert.CAFile))
 	ca, err := tlscert.LoadOrCreateCA(dir, certCAName(cfg.Discovery, cfg.Storage.Dir))
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("cert: local CA in %s: %w", dir, err)}
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A forgotten -config (on the box: /etc/possync/possync.toml) or a
+		// -data other than the server's lands here: the fingerprint
+		// printed below is then not the one tills see on /ca.crt.
+		fmt.Fprintf(stderr, "possync cert: there was no CA in %s: made a new local CA there. "+
+			"A possync already running with another data directory has its own CA: pass its -config or -data.\n", dir)
 	}
 	if *out == "-" {
 		if _, err := stdout.Write(ca.PEM); err != nil {
