@@ -114,6 +114,9 @@ func parsePOSChannel(c string) (appliance.POSKey, bool) {
 		return k, false
 	}
 	db = db[2:] // after `["`
+	if len(db) > maxDBNameBytes {
+		return k, false // no database has that name: not worth tracking
+	}
 	if strings.ContainsAny(db, `"\`) {
 		return k, false // escaped names: not worth decoding for a status page
 	}

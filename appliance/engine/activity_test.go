@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"possync/appliance"
 	"possync/storage/memstore"
@@ -22,6 +24,8 @@ func TestParsePOSChannel(t *testing.T) {
 		{`["shop","bus.presence","3"]`, appliance.POSKey{}, false},
 		{`["shop","pos.multi_session","x"]`, appliance.POSKey{}, false},
 		{`["sh\"op","pos.multi_session","3"]`, appliance.POSKey{}, false},
+		{channel(strings.Repeat("d", 63), "pos.longpolling", 1), appliance.POSKey{DB: strings.Repeat("d", 63), ID: 1}, true},
+		{channel(strings.Repeat("d", 64), "pos.longpolling", 1), appliance.POSKey{}, false}, // no database has that name
 		{`"pos.multi_session","3"]`, appliance.POSKey{}, false},
 		{`shop`, appliance.POSKey{}, false},
 		{``, appliance.POSKey{}, false},
@@ -171,6 +175,17 @@ func TestWarningsRing(t *testing.T) {
 	r.add(WarnRefused, "10.0.0.9", "bad")
 	if got := r.recent(); len(got) != 1 || got[0].Count != 2 {
 		t.Errorf("a repeated warning = %+v, want one entry with count 2", got)
+	}
+
+	// A client's text (a path, a channel) in a warning is cut short: the
+	// status page shows 20 of them every few seconds.
+	var l warnings
+	l.add(WarnRefused, strings.Repeat("s", 10_000), "POST /x: "+strings.Repeat("é", 100_000))
+	w0 := l.recent()[0]
+	if len(w0.Message) > maxWarningText+len("…") || !strings.HasSuffix(w0.Message, "é…") || !utf8.ValidString(w0.Message) ||
+		len(w0.Source) > maxWarningText+len("…") || !strings.HasPrefix(w0.Message, "POST /x: é") {
+		t.Errorf("a long warning is kept as %d bytes of message (%.20q…%q), %d of source; want at most %d, cut on a rune, marked with …",
+			len(w0.Message), w0.Message, w0.Message[max(len(w0.Message)-8, 0):], len(w0.Source), maxWarningText)
 	}
 }
 

@@ -380,6 +380,12 @@ func TestInvalidRequests(t *testing.T) {
 		{"no ms", `{"dbname":"a","user_ID":1,"message":{}}`, "params.multi_session_id is missing"},
 		{"ms string", `{"multi_session_id":"x","dbname":"a","user_ID":1,"message":{}}`, "params.multi_session_id must be an integer"},
 		{"db number", `{"multi_session_id":1,"dbname":5,"user_ID":1,"message":{}}`, "params.dbname must be a string, got number"},
+		{"db too long", `{"multi_session_id":1,"dbname":"` + strings.Repeat("d", 64) + `","user_ID":1,"message":{"action":"sync_all","data":{"run_ID":1,"pos_id":1}}}`,
+			"params.dbname is 64 bytes long; a database name has at most 63"},
+		{"uid too long", `{"multi_session_id":1,"dbname":"a","user_ID":1,"message":{"action":"update_order","data":{"run_ID":1,"uid":"` + strings.Repeat("u", 257) +
+			`","revision_ID":1,"sequence_number":1,"nonce":"n"}}}`, "params.message.data.uid is 257 bytes long; an order uid has at most 256"},
+		{"remove uid too long", `{"multi_session_id":1,"dbname":"a","user_ID":1,"message":{"action":"remove_order","data":{"run_ID":1,"uid":"` + strings.Repeat("u", 300) +
+			`","revision_ID":1,"nonce":"n"}}}`, "params.message.data.uid is 300 bytes long"},
 		{"message array", `{"multi_session_id":1,"dbname":"a","user_ID":1,"message":[]}`, "params.message must be a JSON object, got array"},
 		{"no run", `{"multi_session_id":1,"dbname":"a","user_ID":1,"message":{"action":"x","data":{}}}`, "params.message.data.run_ID is missing"},
 		{"rev object", `{"multi_session_id":1,"dbname":"a","user_ID":1,"message":{"action":"update_order","data":{"run_ID":1,"uid":"u","revision_ID":{},"sequence_number":1,"nonce":"n"}}}`, "params.message.data.revision_ID must be an integer, got object"},
@@ -398,8 +404,16 @@ func TestInvalidRequests(t *testing.T) {
 			}
 		})
 	}
+	ping := `{"message":"PING","pos_id":1,"db_name":"` + strings.Repeat("d", 64) + `"}`
+	if _, err := e.Ping(context.Background(), json.RawMessage(ping)); appliance.ErrorCode(err) != appliance.EINVALID ||
+		!contains(err.Error(), "params.db_name is 64 bytes long") {
+		t.Errorf("Ping with a 64-byte db_name = %v, want EINVALID naming params.db_name", err)
+	}
 	if st := e.Stats(); st.Sessions != 0 {
 		t.Errorf("invalid requests created %d sessions", st.Sessions)
+	}
+	if lim := e.Limits(); lim.Databases != 0 {
+		t.Errorf("invalid requests are tracked as %d databases", lim.Databases)
 	}
 }
 

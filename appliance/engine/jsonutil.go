@@ -122,6 +122,35 @@ func (o object) requiredString(key, path string) (string, error) {
 	return s, nil
 }
 
+// maxDBNameBytes is the longest database name taken: PostgreSQL keeps 63
+// bytes of an identifier (NAMEDATALEN-1), so no Odoo database has a longer
+// name. Bounding it keeps store keys, channels and the status page small.
+const maxDBNameBytes = 63
+
+// maxUIDBytes is the longest order uid taken. Odoo 12 makes 14-character
+// uids ("00012-003-0007"); the bound leaves room for other formats and keeps
+// an order's store key far below Badger's 65000-byte limit, so an absurd uid
+// is refused as bad input instead of failing the commit.
+const maxUIDBytes = 256
+
+// dbName reads the database name member key of o.
+func (o object) dbName(key, path string) (string, error) {
+	db, err := o.requiredString(key, path)
+	if err == nil && len(db) > maxDBNameBytes {
+		return "", invalid("%s.%s is %d bytes long; a database name has at most %d (PostgreSQL's limit)", path, key, len(db), maxDBNameBytes)
+	}
+	return db, err
+}
+
+// orderUID reads the order uid member "uid" of o.
+func (o object) orderUID(path string) (string, error) {
+	uid, err := o.requiredString("uid", path)
+	if err == nil && len(uid) > maxUIDBytes {
+		return "", invalid("%s.uid is %d bytes long; an order uid has at most %d", path, len(uid), maxUIDBytes)
+	}
+	return uid, err
+}
+
 // truthy reports JavaScript truthiness of a JSON value (absent = false).
 func truthy(raw json.RawMessage) bool {
 	s := string(bytes.TrimSpace(raw))

@@ -23,7 +23,7 @@ func (e *Engine) Ping(ctx context.Context, params json.RawMessage) (json.RawMess
 	if err != nil {
 		return nil, err
 	}
-	db, err := p.requiredString("db_name", "params")
+	db, err := p.dbName("db_name", "params")
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 // removeOrder handles remove_order, including the paid-offline variant
 // whose data.order_data carries the whole order as JSON text (§4.4).
 func (e *Engine) removeOrder(ctx context.Context, r *request) (json.RawMessage, error) {
-	uid, err := r.data.requiredString("uid", pData)
+	uid, err := r.data.orderUID(pData)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func parseRequest(params json.RawMessage) (*request, error) {
 	if r.key.ID, err = p.requiredInt("multi_session_id", "params"); err != nil {
 		return nil, err
 	}
-	if r.key.DB, err = p.requiredString("dbname", "params"); err != nil {
+	if r.key.DB, err = p.dbName("dbname", "params"); err != nil {
 		return nil, err
 	}
 	if r.userID, err = p.requiredInt("user_ID", "params"); err != nil {
@@ -91,7 +91,7 @@ type orderUpdate struct {
 func parseOrderUpdate(data object, path string) (orderUpdate, error) {
 	var u orderUpdate
 	var err error
-	if u.uid, err = data.requiredString("uid", path); err != nil {
+	if u.uid, err = data.orderUID(path); err != nil {
 		return u, err
 	}
 	if u.rev, err = data.requiredInt("revision_ID", path); err != nil {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"possync/appliance"
 )
@@ -17,6 +18,11 @@ const (
 
 // maxWarnings is how many recent warnings are kept.
 const maxWarnings = 20
+
+// maxWarningText bounds the bytes kept of a warning's source and message:
+// they may carry a client's text (a path, a channel, a value), and the
+// status page shows every warning on each refresh.
+const maxWarningText = 300
 
 // Warning is one recent problem, for the status page. It carries ids and
 // counts only, never order contents.
@@ -39,6 +45,7 @@ type warnings struct {
 }
 
 func (w *warnings) add(kind, source, msg string) {
+	source, msg = clip(source, maxWarningText), clip(msg, maxWarningText)
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -53,6 +60,18 @@ func (w *warnings) add(kind, source, msg string) {
 	w.ring[w.next] = Warning{At: now, Kind: kind, Source: source, Message: msg, Count: 1}
 	w.next = (w.next + 1) % maxWarnings
 	w.n = min(w.n+1, maxWarnings)
+}
+
+// clip returns s cut to at most n bytes on a rune boundary, marked with
+// "…" when cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func (w *warnings) recent() []Warning {

@@ -5,6 +5,8 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,12 +26,10 @@ import (
 // screen; it saves screenshots at 412 and 1280 px wide and prints their
 // paths ($POSSYNC_ARTIFACTS, or a kept temporary directory).
 func TestBrowserStatusPage(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not installed (build/deps/browser.txt; build/install-deps.sh installs it): %v", err)
-	}
+	chromium := lookChromium(t)
 	dir := os.Getenv("POSSYNC_ARTIFACTS")
 	if dir == "" {
+		var err error
 		if dir, err = os.MkdirTemp("", "possync-status-page-"); err != nil {
 			t.Fatal(err)
 		}
@@ -47,33 +47,7 @@ func TestBrowserStatusPage(t *testing.T) {
 	p1.AddLine(o, 50, 1, 4.8)
 	mustOK(t)(p1.UpdateOrder(o))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatalf("open the status page: %v", err)
-	}
-	deadline, stop := context.WithTimeout(ctx, 45*time.Second)
-	defer stop()
-	waitFor := func(what, predicate string) {
-		t.Helper()
-		if _, err := chromedp.Run(deadline, chromedp.Poll[bool](predicate, chromedp.WithPollingInterval(100*time.Millisecond),
-			chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			html, _ := chromedp.Run(deadline, chromedp.OuterHTML("main"))
-			t.Fatalf("the page never showed %s (%v); it shows:\n%s", what, err, html)
-		}
-	}
-	eval := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(deadline, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", expr, err)
-		}
-		return v
-	}
+	deadline, waitFor, eval := openStatusPage(t, chromium, srv)
 	openText := func(ms int) string {
 		return eval(fmt.Sprintf(`document.querySelector('#ms-shop-%d').parentElement.querySelector('.open').textContent`, ms))
 	}
@@ -139,5 +113,83 @@ func TestBrowserStatusPage(t *testing.T) {
 	}
 	if w := eval(`String(document.documentElement.scrollWidth)`); w != "320" {
 		t.Errorf("at 320 px the page is %s px wide: it scrolls sideways", w)
+	}
+}
+
+func lookChromium(t *testing.T) string {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not installed (build/deps/browser.txt; build/install-deps.sh installs it): %v", err)
+	}
+	return chromium
+}
+
+// openStatusPage opens srv's status page in headless Chromium (closed at the
+// end of the test) and returns a context bounding the test's browser work,
+// a function waiting until a JavaScript predicate holds on the page, and one
+// evaluating a JavaScript expression to a string.
+func openStatusPage(t *testing.T, chromium string, srv *apptest.Server) (deadline context.Context, waitFor func(what, predicate string), eval func(expr string) string) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatalf("open the status page: %v", err)
+	}
+	deadline, stop := context.WithTimeout(ctx, 45*time.Second)
+	t.Cleanup(stop)
+	waitFor = func(what, predicate string) {
+		t.Helper()
+		if _, err := chromedp.Run(deadline, chromedp.Poll[bool](predicate, chromedp.WithPollingInterval(100*time.Millisecond),
+			chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			html, _ := chromedp.Run(deadline, chromedp.OuterHTML("main"))
+			t.Fatalf("the page never showed %s (%v); it shows:\n%s", what, err, html)
+		}
+	}
+	eval = func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(deadline, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+	return deadline, waitFor, eval
+}
+
+// TestBrowserStatusPageEscapes: database names and a refused path full of
+// markup stay text when the page's script redraws it from /status.json
+// (the server-rendered page is checked by TestStatusHostileNames), and the
+// redrawn tables keep their ARIA roles.
+func TestBrowserStatusPageEscapes(t *testing.T) {
+	chromium := lookChromium(t)
+	srv := apptest.MustOpenServer(t, apptest.Options{PollHold: time.Second})
+	const img, bold = `<img src=x onerror=window.pwned=1>`, `<b>bold</b>`
+	openPOS(t, srv, cfg(img, 1, 1, 2))
+	openPOS(t, srv, cfg(bold, 1, 2, 3))
+	_, waitFor, eval := openStatusPage(t, chromium, srv)
+
+	resp, err := http.Get(srv.URL + "/" + url.PathEscape(`<img src=y onerror=window.pwned=2>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor("the refused path among the warnings, redrawn by the script",
+		`document.querySelector('#warnings').textContent.includes('<img src=y onerror=window.pwned=2>')`)
+	waitFor("a redraw after the warning", `document.querySelector('#live').textContent.startsWith('Live: updated')`)
+	for expr, want := range map[string]string{
+		`String(window.pwned)`:                               "undefined",
+		`String(document.querySelectorAll('img, b').length)`: "0",
+		`Array.from(document.querySelectorAll('#tills h3')).map(h => h.textContent).join('|')`:            bold + " · multi-session 1|" + img + " · multi-session 1", // by name
+		`Array.from(document.querySelectorAll('#databases code')).map(c => c.textContent).join('|')`:      bold + "|" + img,
+		`String(document.querySelectorAll('#tills table[role=table] tr[role=row] td[role=cell]').length)`: "8",
+	} {
+		if got := eval(expr); got != want {
+			t.Errorf("%s = %q, want %q", expr, got, want)
+		}
 	}
 }

@@ -52,9 +52,12 @@ var metricHelp = map[string]string{
 
 // withHelp returns the Prometheus text in b with every empty "# HELP name"
 // line completed: possync families from metricHelp, the library's go_* and
-// process_* families with a pointer to where they come from.
+// process_* families with a pointer to where they come from. It also types
+// the library's process_io_*_total families as the counters they are (it
+// declares them gauges; promtool check metrics flags that).
 func withHelp(b []byte) []byte {
 	const prefix = "# HELP "
+	typePrefix, gauge := []byte("# TYPE "), []byte(" gauge")
 	var out bytes.Buffer
 	out.Grow(len(b) + len(b)/4)
 	for len(b) > 0 {
@@ -63,6 +66,14 @@ func withHelp(b []byte) []byte {
 			line, b = b[:i], b[i+1:]
 		} else {
 			b = nil
+		}
+		if rest, ok := bytes.CutPrefix(line, typePrefix); ok {
+			if name, ok := bytes.CutSuffix(rest, gauge); ok && bytes.HasSuffix(name, []byte("_total")) {
+				out.Write(typePrefix)
+				out.Write(name)
+				out.WriteString(" counter\n")
+				continue
+			}
 		}
 		out.Write(line)
 		if name, ok := bytes.CutPrefix(line, []byte(prefix)); ok && bytes.IndexByte(name, ' ') < 0 {

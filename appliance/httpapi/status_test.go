@@ -318,10 +318,11 @@ func TestStatusPageShowsTillsAndHowToConnect(t *testing.T) {
 	for _, want := range []string{
 		`<html lang="en">`, `name="viewport"`, `<h1>`, `Healthy`, appliance.Version,
 		`shop · multi-session 1`, `<strong class="open">0 open orders</strong>`, `1 of 1 tills online`,
-		`<th scope="col">POS</th>`, `<th scope="row" data-label="POS">7</th>`, `<td data-label="User">2</td>`,
-		`<td data-label="State" class="state">online</td>`,
+		`<th role="columnheader" scope="col">POS</th>`, `<th role="rowheader" scope="row" data-label="POS">7</th>`,
+		`<td role="cell" data-label="User">2</td>`, `<td role="cell" data-label="State" class="state">online</td>`,
+		`<table role="table">`, `<tr role="row" class="on" data-pos="7">`,
 		"Sync Server", "<code>" + srv.URL + "</code>", `<svg xmlns="http://www.w3.org/2000/svg"`, `aria-label="QR code of ` + srv.URL + `"`,
-		`1 of 1 till online · 0 open orders`, `<td data-label="Last poll">waiting now</td>`,
+		`1 of 1 till online · 0 open orders`, `<td role="cell" data-label="Last poll">waiting now</td>`,
 		`<noscript>`, `fetch('/status.json'`, "Free on data partition", "Store size",
 	} {
 		if !strings.Contains(page, want) {

@@ -37,14 +37,16 @@
     d.multi_sessions.forEach(function (m) { on += m.terminals_online; all += m.terminals.length; open += m.open_orders; });
     return on + ' of ' + all + ' till' + (all === 1 ? '' : 's') + ' online · ' + open + ' open order' + (open === 1 ? '' : 's');
   }
+  // terms mirrors the "terms" template of status.html (roles included).
   function terms(list) {
-    var h = '<table><thead><tr><th scope="col">POS</th><th scope="col">User</th><th scope="col">State</th>' +
-      '<th scope="col">Last poll</th><th scope="col">Last update</th></tr></thead><tbody>';
+    var col = function (name) { return '<th role="columnheader" scope="col">' + name + '</th>'; };
+    var h = '<table role="table"><thead role="rowgroup"><tr role="row">' + col('POS') + col('User') + col('State') +
+      col('Last poll') + col('Last update') + '</tr></thead><tbody role="rowgroup">';
     list.forEach(function (t) {
-      h += '<tr class="' + (t.online ? 'on' : 'off') + '" data-pos="' + t.pos_id + '"><th scope="row" data-label="POS">' + t.pos_id +
-        '</th><td data-label="User">' + (t.user_id === null ? '–' : t.user_id) + '</td><td data-label="State" class="state">' +
-        esc(state(t)) + '</td><td data-label="Last poll">' + lastPoll(t) + '</td><td data-label="Last update">' +
-        ago(t.last_update_age_seconds) + '</td></tr>';
+      h += '<tr role="row" class="' + (t.online ? 'on' : 'off') + '" data-pos="' + t.pos_id + '"><th role="rowheader" scope="row" data-label="POS">' +
+        t.pos_id + '</th><td role="cell" data-label="User">' + (t.user_id === null ? '–' : t.user_id) +
+        '</td><td role="cell" data-label="State" class="state">' + esc(state(t)) + '</td><td role="cell" data-label="Last poll">' +
+        lastPoll(t) + '</td><td role="cell" data-label="Last update">' + ago(t.last_update_age_seconds) + '</td></tr>';
     });
     return h + '</tbody></table>';
   }
