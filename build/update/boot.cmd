@@ -45,14 +45,20 @@ fi
 # On the Pi, U-Boot's default addresses leave too little room for a 33 MiB
 # uncompressed kernel (booti moves it to the next 2 MiB boundary, over the
 # device tree at 38 MiB): put the device tree and initrd above 96 MiB.
+# kernel_comp_*: where booti puts a gzip-compressed kernel before unpacking
+# it to kernel_addr_r (Debian's arm64 vmlinuz is uncompressed; a gzipped one
+# also boots).
 if test "${board}" = "rpi"; then
 	setenv kernel_addr_r 0x00200000
 	setenv fdt_addr_r 0x06000000
 	setenv ramdisk_addr_r 0x06100000
+	setenv kernel_comp_addr_r 0x0a000000
 	setenv ab_console "console=ttyS1,115200 console=tty0"
 else
+	setenv kernel_comp_addr_r 0x4a000000
 	setenv ab_console "console=ttyAMA0"
 fi
+setenv kernel_comp_size 0x2000000
 
 # 1. Read the slot state (only these three variables) from abstate.env.
 setenv BOOT_ORDER

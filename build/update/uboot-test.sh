@@ -141,25 +141,29 @@ make_initrd() {
 	local slot=$1 d=$work/initrd-$1
 	mkdir -p "$d/bin" "$d/dev" "$d/proc"
 	cp "$work/bb/bin/busybox" "$d/bin/busybox"
-	for a in sh mount cat echo poweroff; do ln -sf busybox "$d/bin/$a"; done
+	for a in sh mount cat poweroff; do ln -sf busybox "$d/bin/$a"; done
 	mknod -m 0600 "$d/dev/console" c 5 1
+	mknod -m 0600 "$d/dev/kmsg" c 1 11
+	# /dev/kmsg reaches every console= (the Pi's /dev/console is tty0, HDMI).
 	cat >"$d/init" <<EOF
 #!/bin/sh
 mount -t proc proc /proc
-echo "possync-test-init: SLOT=$slot"
-echo "possync-test-init: cmdline=\$(cat /proc/cmdline)"
-echo "possync-test-init: uptime=\$(cat /proc/uptime)"
+echo "possync-test-init: SLOT=$slot" >/dev/kmsg
+echo "possync-test-init: cmdline=\$(cat /proc/cmdline)" >/dev/kmsg
 poweroff -f
 EOF
 	chmod 0755 "$d/init"
 	(cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd-$slot.img"
 }
-# slotfs SLOT: an ext4 image with the kernel, initrd and device trees laid out
-# as in the real root (versioned files, /boot/vmlinuz etc. as symlinks).
+# make_slotfs SLOT KERNEL: an ext4 image with the kernel, initrd and device
+# trees laid out as in the real root (versioned files, /boot/vmlinuz etc. as
+# symlinks). KERNEL is Debian's uncompressed Image, or its gzip (-M raspi3b:
+# QEMU's emulated SD controller reads about 0.5 MiB/s, 63 s for the Image).
 make_slotfs() {
-	local slot=$1 r=$work/root-$1
+	local slot=$1 kernel=$2 r=$work/root-$1
+	rm -rf "$r"
 	mkdir -p "$r/boot" "$r/usr/lib/linux-image-$kver/broadcom" "$r/etc"
-	cp "$kdir/vmlinuz" "$r/boot/vmlinuz-$kver"
+	cp "$kernel" "$r/boot/vmlinuz-$kver"
 	cp "$work/initrd-$slot.img" "$r/boot/initrd.img-$kver"
 	cp "$kdir/bcm2837-rpi-3-b.dtb" "$r/usr/lib/linux-image-$kver/broadcom/"
 	ln -s "vmlinuz-$kver" "$r/boot/vmlinuz"
@@ -170,17 +174,20 @@ make_slotfs() {
 }
 make_initrd A
 make_initrd B
-make_slotfs A
-make_slotfs B
-
-# ---- the disk image.
 mkimage -A arm64 -O linux -T script -C none -n possync-ab -d build/update/boot.cmd "$work/boot.scr" >/dev/null
-mkfs.vfat -F 32 -n BOOT -C "$work/boot.vfat" $((40 * 1024)) >/dev/null
-mcopy -i "$work/boot.vfat" "$work/boot.scr" ::/boot.scr
-mkfs.ext4 -q -F -L POSSYNCDATA "$work/data.ext4" 8M >/dev/null
-disk0=$work/disk0.img
-truncate -s 256M "$disk0"
-sfdisk --quiet "$disk0" <<EOF
+[[ -f $kdir/vmlinuz.gz ]] || gzip -9 -n -c "$kdir/vmlinuz" >"$kdir/vmlinuz.gz"
+
+# make_disk DISK KERNEL: the 256 MiB card (a power of two, as -M raspi3b wants).
+make_disk() {
+	local disk=$1 kernel=$2
+	make_slotfs A "$kernel"
+	make_slotfs B "$kernel"
+	mkfs.vfat -F 32 -n BOOT -C "$work/boot.vfat" $((40 * 1024)) >/dev/null
+	mcopy -i "$work/boot.vfat" "$work/boot.scr" ::/boot.scr
+	mkfs.ext4 -q -F -L POSSYNCDATA "$work/data.ext4" 8M >/dev/null
+	rm -f "$disk"
+	truncate -s 256M "$disk"
+	sfdisk --quiet "$disk" <<EOF
 label: dos
 label-id: 0x50535943
 unit: sectors
@@ -189,12 +196,14 @@ start=$((42 * 2048)), size=$((48 * 2048)), type=83
 start=$((90 * 2048)), size=$((48 * 2048)), type=83
 start=$((138 * 2048)), size=$((8 * 2048)), type=83
 EOF
-dd if="$work/boot.vfat" of="$disk0" bs=1M seek=1 conv=notrunc,sparse status=none
-dd if="$work/slot-A.ext4" of="$disk0" bs=1M seek=42 conv=notrunc,sparse status=none
-dd if="$work/slot-B.ext4" of="$disk0" bs=1M seek=90 conv=notrunc,sparse status=none
-dd if="$work/data.ext4" of="$disk0" bs=1M seek=138 conv=notrunc,sparse status=none
+	dd if="$work/boot.vfat" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+	dd if="$work/slot-A.ext4" of="$disk" bs=1M seek=42 conv=notrunc,sparse status=none
+	dd if="$work/slot-B.ext4" of="$disk" bs=1M seek=90 conv=notrunc,sparse status=none
+	dd if="$work/data.ext4" of="$disk" bs=1M seek=138 conv=notrunc,sparse status=none
+	rm -f "$work/boot.vfat" "$work"/slot-?.ext4 "$work/data.ext4"
+	log "disk: p1 FAT 40 MiB, p2 A 48 MiB, p3 B 48 MiB, p4 data 8 MiB; kernel $(basename "$kernel") ($(stat -c %s "$kernel") bytes)"
+}
 fat="@@$((2048 * 512))"
-log "disk image: p1 FAT 40 MiB, p2 A 48 MiB, p3 B 48 MiB, p4 data 8 MiB ($(du -m "$disk0" | cut -f1) MiB allocated)"
 
 # ---- abstate.env, reached from the host exactly as from Linux: fw_printenv/fw_setenv.
 echo "$work/abstate.env 0x0 0x4000" >"$work/fw_env.config"
@@ -249,10 +258,15 @@ power_on() {
 	# -no-reboot: a reset ends the run, so one run is one power-on. With
 	# REBOOT_ON_RESET=1, U-Boot's own resets stay inside the run.
 	[[ ${REBOOT_ON_RESET:-0} == 1 ]] || q+=(-no-reboot)
-	"${q[@]}" -display none -monitor none &
+	"${q[@]}" -display none -monitor none 2>>"$work/qemu.stderr" &
 	qemu_pid=$!
 	local waited=0
 	while kill -0 "$qemu_pid" 2>/dev/null; do
+		# A Pi has no power-off: its kernel halts. End the run there.
+		if grep -qE 'reboot: (System halted|Power down)' "$serial" 2>/dev/null; then
+			kill "$qemu_pid" 2>/dev/null || true
+			break
+		fi
 		if ((waited >= boot_timeout * 10)); then
 			tail -n 30 "$serial" >&2 || true
 			fail "$machine boot $nboot ($name): still running after ${boot_timeout}s"
@@ -270,14 +284,14 @@ power_on() {
 booted() {
 	local log slot chosen cmdline part want_part
 	log=$(tr -d '\r' <"$serial")
-	slot=$(sed -n 's/^possync-test-init: SLOT=//p' <<<"$log" | tail -n1)
+	slot=$(sed -n 's/.*possync-test-init: SLOT=//p' <<<"$log" | tail -n1)
 	if [[ -z $slot ]]; then
 		echo "---- $serial (last 25 lines)" >&2
 		tail -n 25 <<<"$log" >&2
 		fail "boot $nboot: no slot reported (no init ran)"
 	fi
 	chosen=$(sed -n 's/^possync-ab: booting slot \([AB]\) .*/\1/p' <<<"$log" | tail -n1)
-	cmdline=$(sed -n 's/^possync-test-init: cmdline=//p' <<<"$log" | tail -n1)
+	cmdline=$(sed -n 's/.*possync-test-init: cmdline=//p' <<<"$log" | tail -n1)
 	[[ $chosen == "$slot" ]] || fail "boot $nboot: U-Boot chose '$chosen' but slot $slot's initrd ran"
 	[[ " $cmdline " == *" rauc.slot=$slot "* ]] || fail "boot $nboot: slot $slot ran with cmdline '$cmdline'"
 	part=$(sed -n 's/.*root=PARTUUID=\([0-9a-f-]*\).*/\1/p' <<<"$cmdline")
@@ -298,7 +312,11 @@ boot_expect() {
 run_machine() {
 	local m=$1
 	disk=$work/disk-$m.img
-	cp --sparse=always "$disk0" "$disk"
+	if [[ $m == raspi3b ]]; then
+		make_disk "$disk" "$kdir/vmlinuz.gz"
+	else
+		make_disk "$disk" "$kdir/vmlinuz"
+	fi
 	log "==== -M $m"
 
 	# (a) fresh card: no abstate.env; A boots, U-Boot writes the file.
@@ -347,8 +365,10 @@ for m in $machines; do
 		rpideb=$(deb u-boot-rpi)
 		mkdir -p "$work/rpi"
 		dpkg-deb -x "$rpideb" "$work/rpi"
-		uboot_rpi=$work/rpi/usr/lib/u-boot/rpi_3/u-boot.bin
-		log "u-boot-rpi: $(basename "$rpideb")"
+		# rpi_3: the Pi 3 build; RPI_UBOOT=rpi_arm64 tries the build for Pi 3, 4 and 400.
+		uboot_rpi=$work/rpi/usr/lib/u-boot/${RPI_UBOOT:-rpi_3}/u-boot.bin
+		[[ -f $uboot_rpi ]] || fail "no $uboot_rpi in $(basename "$rpideb")"
+		log "u-boot-rpi: $(basename "$rpideb"), ${RPI_UBOOT:-rpi_3}"
 		;;
 	*) fail "unknown machine $m (virt, raspi3b)" ;;
 	esac
