@@ -12,16 +12,18 @@
 # Each slot's initrd is a busybox /init that prints "possync-test-init: SLOT=<x>"
 # (the slot it was built into) and the kernel command line, then powers off.
 # Each boot is one QEMU run (-no-reboot), so every run is one power-on; the
-# state between runs is only what U-Boot and fw_setenv wrote to abstate.env.
+# state between runs is only what U-Boot and RAUC wrote to abstate.env. RAUC
+# is Debian's rauc with build/update/system.conf, run as `rauc service` on a
+# private D-Bus bus with fw_printenv/fw_setenv pointed at the image's file.
 #
 # Checks, per machine:
 #   (a) a fresh card boots A and U-Boot creates abstate.env (A: 3 -> 2);
-#   (b) after "installing into B" (fw_setenv BOOT_ORDER="B A" BOOT_B_LEFT=3, what
-#       `rauc install` does through RAUC's uboot backend) B boots three times
-#       and BOOT_B_LEFT goes 3 -> 2 -> 1 -> 0;
+#   (b) after "installing into B" (`rauc status mark-active other` on A, what
+#       the end of `rauc install` does: BOOT_ORDER="B A", BOOT_B_LEFT=3) B
+#       boots three times and BOOT_B_LEFT goes 3 -> 2 -> 1 -> 0;
 #   (c) with B never marked good, the fourth power-on boots A without help;
-#   (d) from the same state as (c), marking B good (BOOT_B_LEFT=3, what
-#       `rauc status mark-good` does) keeps B: the next power-on boots B;
+#   (d) from the same state as (c), `rauc status mark-good` on B (BOOT_B_LEFT=3)
+#       keeps B: the next power-on boots B;
 #   (e) a slot whose kernel is missing (a half-written partition) is retried
 #       by U-Boot resets and given up after its 3 attempts, within ONE power-on.
 # In every boot the slot that ran (SLOT= from its own initrd) must equal the
@@ -48,7 +50,7 @@ fail() {
 }
 [[ $(id -u) == 0 ]] || fail "run as root"
 
-host_pkgs=(u-boot-qemu u-boot-tools libubootenv-tool qemu-system-arm dosfstools mtools e2fsprogs fdisk cpio)
+host_pkgs=(u-boot-qemu u-boot-tools libubootenv-tool rauc dbus-daemon qemu-system-arm dosfstools mtools e2fsprogs fdisk cpio)
 missing=()
 for p in "${host_pkgs[@]}"; do
 	[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
@@ -60,8 +62,12 @@ fi
 
 work=$(mktemp -d /var/tmp/possync-uboot.XXXXXX)
 qemu_pid=
+dbus_pid=
 cleanup() {
 	local rc=$?
+	if [[ -n $dbus_pid ]]; then
+		kill "$dbus_pid" 2>/dev/null || true
+	fi
 	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
 		kill "$qemu_pid" 2>/dev/null || true
 		wait "$qemu_pid" 2>/dev/null || true
@@ -232,6 +238,63 @@ expect_state() { # ORDER A_LEFT B_LEFT WHY
 	[[ $got == "$want" ]] || fail "$4: abstate.env says '$got', want '$want'"
 }
 
+# ---- RAUC itself changes the slot state, as on the box: `rauc service` (Debian's
+# rauc, with build/update/system.conf) on a private D-Bus bus, its fw_printenv and
+# fw_setenv pointed at abstate.env; `rauc status mark-active|mark-good` ask it.
+mkdir -p "$work/bin" "$work/slots"
+for tool in fw_printenv fw_setenv; do
+	printf '#!/bin/sh\nexec /usr/bin/%s -c %q "$@"\n' "$tool" "$work/fw_env.config" >"$work/bin/$tool"
+	chmod 0755 "$work/bin/$tool"
+done
+: >"$work/slots/A"
+: >"$work/slots/B"
+# The product's system.conf, with the devices, status file and keyring moved into $work.
+sed -e "s|^statusfile=.*|statusfile=$work/central.raucs|" \
+	-e "s|^path=.*|path=$repo/build/update/dev-keys/development-ca.cert.pem|" \
+	-e "s|/dev/disk/by-partuuid/50535943-02|$work/slots/A|" \
+	-e "s|/dev/disk/by-partuuid/50535943-03|$work/slots/B|" \
+	build/update/system.conf >"$work/system.conf"
+grep -q "^device=$work/slots/B$" "$work/system.conf" || fail "system.conf: slot devices not where expected"
+cat >"$work/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$work/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+EOF
+# Anyone may do anything on this bus; its socket is in $work (mode 0700, root's).
+dbus_pid=$(dbus-daemon --config-file="$work/bus.conf" --fork --print-pid) || fail "could not start a private dbus-daemon"
+# rauc_mark BOOTED ARGS...: `rauc status ARGS` on a box running slot BOOTED.
+rauc_mark() {
+	local booted=$1 out svc i
+	shift
+	env_pull || fail "no abstate.env on the FAT partition"
+	DBUS_SYSTEM_BUS_ADDRESS=unix:path=$work/bus PATH=$work/bin:$PATH \
+		rauc -c "$work/system.conf" service --override-boot-slot="$booted" >>"$work/rauc-service.log" 2>&1 &
+	svc=$!
+	# The service needs a moment to own its bus name.
+	for ((i = 0; i < 10; i++)); do
+		sleep 0.5
+		if out=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=$work/bus timeout 20 rauc status "$@" 2>&1); then
+			break
+		fi
+	done
+	kill "$svc" 2>/dev/null || true
+	wait "$svc" 2>/dev/null || true
+	((i < 10)) || fail "rauc status $*: $out (service log: $(tail -n3 "$work/rauc-service.log"))"
+	env_push
+	log "rauc status $* (booted $booted): $(tail -n1 <<<"$out")"
+}
+
 # ---- one power-on.
 uboot_virt=/usr/lib/u-boot/qemu_arm64/u-boot.bin
 uboot_rpi=
@@ -324,8 +387,8 @@ run_machine() {
 	boot_expect "$m" fresh A
 	expect_state "A B" 2 3 "(a) after the first boot"
 
-	# (b) RAUC installed into B and made it primary.
-	setenv BOOT_ORDER "B A" BOOT_B_LEFT 3
+	# (b) RAUC installed into B: the end of `rauc install` marks B active.
+	rauc_mark A mark-active other
 	boot_expect "$m" B-try1 B
 	expect_state "B A" 2 2 "(b) first boot of B"
 	boot_expect "$m" B-try2 B
@@ -341,7 +404,7 @@ run_machine() {
 	# (d) same state as before (c), but B is marked good on its last try.
 	cp "$work/abstate-B-exhausted.env" "$work/abstate.env"
 	env_push
-	setenv BOOT_B_LEFT 3
+	rauc_mark B mark-good
 	boot_expect "$m" marked-good B
 	expect_state "B A" 2 2 "(d) after mark-good"
 
