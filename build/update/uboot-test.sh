@@ -57,6 +57,7 @@ for p in "${host_pkgs[@]}"; do
 done
 if ((${#missing[@]})); then
 	log "apt-get install ${missing[*]}"
+	apt-get -o DPkg::Lock::Timeout=900 update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
