@@ -15,6 +15,9 @@
 #      real browser                   headless Chromium drives the API cross-origin (CORS) and
 #                                     watches the status page; screenshots in out/test-artifacts/
 #   4. systemd unit checks            systemd-analyze verify + security exposure
+#      A/B boot chain                 build/update/uboot-test.sh (U-Boot's A/B script with RAUC's
+#                                     boot counting, five power-ons in QEMU virt, ~1 min) and
+#                                     build/update/rauc-test.sh (signed bundles accepted or refused)
 #   5. arm64 test suite               under qemu-user emulation
 #   6. SD-card image + QEMU boot test build/ci-image.sh
 # Each step prints its duration; the script stops at the first failure.
@@ -108,6 +111,7 @@ full)
 	export POSSYNC_ARTIFACTS="${POSSYNC_ARTIFACTS:-$PWD/out/test-artifacts}"
 	step "real browser (chromium: CORS, status page)" go test -count=1 -tags integration -run Browser -v ./appliance/httpapi/
 	step "systemd unit checks" build/check-unit.sh
+	step "A/B boot chain (U-Boot boot counting in QEMU virt, RAUC bundle signatures)" bash -c 'build/update/uboot-test.sh && build/update/rauc-test.sh'
 	step "arm64 test suite (qemu-user)" build/test-arm64.sh
 	step "SD image + QEMU boot test" build/ci-image.sh
 	;;
