@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -173,6 +174,15 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 	})
 	if err != nil {
 		return rep, classifyOpenError(dir, err)
+	}
+	// Badger checksums its own files, but a restored backup stream has no
+	// checksums: an order whose JSON is damaged would load, then fail
+	// every full sync_all of its multi-session.
+	for _, o := range s.Orders {
+		if !json.Valid(o.Message) {
+			return rep, &OpenError{Dir: dir, Problem: ProblemDamaged,
+				Err: fmt.Errorf("order %s/%d/%s: the stored order is not valid JSON", o.Key.Session.DB, o.Key.Session.ID, o.Key.UID)}
+		}
 	}
 	rep.Sessions, rep.POS, rep.Orders, rep.Bcst = len(s.Sessions), len(s.POS), len(s.Orders), len(s.Broadcasts)
 	rep.LastBusID = s.LastBusID
