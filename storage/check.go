@@ -143,7 +143,21 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 		return rep, classifyOpenError(dir, errors.New(strings.ReplaceAll(err.Error(), shadow, dir)))
 	}
 	defer bdb.Close()
-	rep.LSMBytes, rep.VLogBytes = bdb.Size()
+	// Space the files take on disk (a value log left by a crash is a
+	// sparse file of its preallocated size), not Badger's Size(): a
+	// metric it measures only some time after opening, 0 here.
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		switch filepath.Ext(e.Name()) {
+		case ".sst":
+			rep.LSMBytes += int64(allocated(fi))
+		case ".vlog":
+			rep.VLogBytes += int64(allocated(fi))
+		}
+	}
 	s := &appliance.Snapshot{}
 	err = bdb.View(func(txn *badger.Txn) error {
 		st, err := readFormat(txn)
