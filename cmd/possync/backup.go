@@ -19,7 +19,7 @@ import (
 )
 
 // runBackup fetches an online backup from a running server (loopback
-// only) and writes it to a file: first to FILE.tmp, fsynced, then linked
+// only) and writes it to a file: first to a new FILE.<random>.tmp, fsynced, then linked
 // to FILE, so FILE is either a whole backup or absent. Its SHA-256 goes to
 // FILE.sha256 in sha256sum(1) format ("<64 hex>  <base name>"): restore
 // checks it, `sha256sum -c FILE.sha256` does too, and the backup stream
@@ -55,11 +55,11 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := checkBackupAnswer(*url, resp); err != nil {
 		return err
 	}
-	tmp := *out + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(*out), filepath.Base(*out)+".*.tmp") // a new name: never replaces a file
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: cannot write into directory %s: %w", filepath.Dir(*out), err)
 	}
+	tmp := f.Name()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), resp.Body)
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {

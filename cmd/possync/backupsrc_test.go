@@ -114,3 +114,37 @@ func TestRestoreDamagedBackupSaysSo(t *testing.T) {
 		t.Errorf("a refused restore left %s (stat: %v)", dir, err)
 	}
 }
+
+// A backup never overwrites a file, not even one named like its
+// temporary files (FILE.tmp, FILE.sha256.tmp), and leaves no temporary
+// file behind.
+func TestBackupKeepsFilesNamedLikeItsTemporaries(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "possync")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write([]byte("stream"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "shop.backup")
+	for _, p := range []string{out + ".tmp", out + ".sha256.tmp"} {
+		if err := os.WriteFile(p, []byte("precious"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := runBackup(context.Background(), []string{"-url", srv.URL, "-o", out}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{out + ".tmp", out + ".sha256.tmp"} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "precious" {
+			t.Errorf("backup changed %s: %q, %v", p, b, err)
+		}
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "stream" {
+		t.Errorf("backup wrote %q, %v", b, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 4 {
+		t.Errorf("after the backup the directory holds %d entries, want the 2 files and the 2 kept: %v", len(entries), entries)
+	}
+}
