@@ -88,6 +88,7 @@ func classifyOpenError(dir string, err error) *OpenError {
 // Report is what Check found in a store.
 type Report struct {
 	Dir                         string
+	Empty                       bool // no store files: serve starts a new store
 	Sessions, POS, Orders, Bcst int
 	LastBusID                   uint64
 	LSMBytes, VLogBytes         int64
@@ -114,6 +115,7 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 		return rep, classifyOpenError(dir, err)
 	}
 	if !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return !e.IsDir() }) {
+		rep.Empty = true
 		return rep, nil // empty (possync recover leaves damaged-* directories): serve starts afresh
 	}
 	unlock, err := lockDir(dir)

@@ -148,3 +148,27 @@ func TestBackupKeepsFilesNamedLikeItsTemporaries(t *testing.T) {
 		t.Errorf("after the backup the directory holds %d entries, want the 2 files and the 2 kept: %v", len(entries), entries)
 	}
 }
+
+// check-store of a directory without a store says so instead of "OK: 0
+// orders ... data " (an empty format), and names what an interrupted
+// restore left there (the restore was not done).
+func TestCheckStoreEmptyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := runCheckStore(context.Background(), []string{"-data", dir}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "no store") || strings.Contains(out.String(), "OK") {
+		t.Errorf("check-store of an empty directory printed %q, want it to say there is no store", out.String())
+	}
+	if err := os.Mkdir(filepath.Join(dir, "damaged-restore-in-progress-123"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runCheckStore(context.Background(), []string{"-data", dir}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "damaged-restore-in-progress-123") || !strings.Contains(out.String(), "interrupted restore") {
+		t.Errorf("check-store of a directory left by an interrupted restore printed %q, want it named", out.String())
+	}
+}
