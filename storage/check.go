@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -87,6 +88,7 @@ func classifyOpenError(dir string, err error) *OpenError {
 // Report is what Check found in a store.
 type Report struct {
 	Dir                         string
+	Empty                       bool // no store files: serve starts a new store
 	Sessions, POS, Orders, Bcst int
 	LastBusID                   uint64
 	LSMBytes, VLogBytes         int64
@@ -113,6 +115,7 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 		return rep, classifyOpenError(dir, err)
 	}
 	if !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return !e.IsDir() }) {
+		rep.Empty = true
 		return rep, nil // empty (possync recover leaves damaged-* directories): serve starts afresh
 	}
 	unlock, err := lockDir(dir)
@@ -142,7 +145,21 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 		return rep, classifyOpenError(dir, errors.New(strings.ReplaceAll(err.Error(), shadow, dir)))
 	}
 	defer bdb.Close()
-	rep.LSMBytes, rep.VLogBytes = bdb.Size()
+	// Space the files take on disk (a value log left by a crash is a
+	// sparse file of its preallocated size), not Badger's Size(): a
+	// metric it measures only some time after opening, 0 here.
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		switch filepath.Ext(e.Name()) {
+		case ".sst":
+			rep.LSMBytes += int64(allocated(fi))
+		case ".vlog":
+			rep.VLogBytes += int64(allocated(fi))
+		}
+	}
 	s := &appliance.Snapshot{}
 	err = bdb.View(func(txn *badger.Txn) error {
 		st, err := readFormat(txn)
@@ -173,6 +190,15 @@ func Check(ctx context.Context, dir string, logger *slog.Logger) (Report, error)
 	})
 	if err != nil {
 		return rep, classifyOpenError(dir, err)
+	}
+	// Badger checksums its own files, but a restored backup stream has no
+	// checksums: an order whose JSON is damaged would load, then fail
+	// every full sync_all of its multi-session.
+	for _, o := range s.Orders {
+		if !json.Valid(o.Message) {
+			return rep, &OpenError{Dir: dir, Problem: ProblemDamaged,
+				Err: fmt.Errorf("order %s/%d/%s: the stored order is not valid JSON", o.Key.Session.DB, o.Key.Session.ID, o.Key.UID)}
+		}
 	}
 	rep.Sessions, rep.POS, rep.Orders, rep.Bcst = len(s.Sessions), len(s.POS), len(s.Orders), len(s.Broadcasts)
 	rep.LastBusID = s.LastBusID

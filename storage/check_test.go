@@ -200,3 +200,76 @@ func TestOpenToleratesUnreadableOrphanTable(t *testing.T) {
 		})
 	}
 }
+
+// check-store reports the space the table and value-log files take on disk,
+// not Badger's size metric, which a freshly opened store has not measured
+// yet (it printed "0 KiB of tables" for a 32 KiB table).
+func TestCheckReportsFileSizes(t *testing.T) {
+	dir := t.TempDir()
+	fillFormat1(t, dir)
+	var sst, vlog int64
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch filepath.Ext(e.Name()) {
+		case ".sst":
+			sst += int64(allocated(fi))
+		case ".vlog":
+			vlog += int64(allocated(fi))
+		}
+	}
+	if sst == 0 {
+		t.Fatal("the test store has no table file")
+	}
+	rep, err := Check(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.LSMBytes != sst || rep.VLogBytes != vlog {
+		t.Errorf("Check reports %d bytes of tables and %d of value log, the files hold %d and %d", rep.LSMBytes, rep.VLogBytes, sst, vlog)
+	}
+}
+
+// check-store is what the docs say to run on a box whose card is full:
+// when the scratch copy does not fit on the data file system, Check
+// copies to the temporary directory instead of failing with "no space
+// left on device", and leaves nothing in the data directory.
+func TestCheckOnAFullDataFileSystem(t *testing.T) {
+	mnt := mountTmpfs(t, "16m", false)
+	dir := filepath.Join(mnt, "data")
+	fillFormat1(t, dir)
+	pad := make([]byte, 1<<20)
+	for i := 0; ; i++ { // fill the file system to the last byte
+		f, err := os.OpenFile(filepath.Join(mnt, "fill"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.Write(pad[:max(len(pad)>>i, 1)])
+		f.Close()
+		if err != nil && i > 20 {
+			break
+		}
+		if err != nil {
+			continue
+		}
+		i--
+	}
+	before, _ := os.ReadDir(dir)
+	rep, err := Check(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatalf("Check on a full file system: %v", err)
+	}
+	if rep.Orders != 20 {
+		t.Errorf("Check found %d orders, want 20", rep.Orders)
+	}
+	after, _ := os.ReadDir(dir)
+	if len(after) != len(before) {
+		t.Errorf("Check left entries in the data directory: before %v, after %v", before, after)
+	}
+}

@@ -61,3 +61,36 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 		})
 	}
 }
+
+// A backup damaged inside an order's JSON (a flipped byte that Badger's
+// backup stream, which has no checksums, does not notice) is refused by
+// Restore, naming the order: restored, it would make every full sync_all
+// of its multi-session fail. Check reports the same store as damaged.
+func TestRestoreRefusesDamagedOrderJSON(t *testing.T) {
+	src := t.TempDir()
+	fillFormat1(t, src)
+	db, err := Open(src, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good bytes.Buffer
+	if err := db.Backup(&good); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	b := bytes.Clone(good.Bytes())
+	at := bytes.Index(b, []byte(`{"uid":7,"pad"`))
+	if at < 0 {
+		t.Fatal("order 7's JSON is not in the backup stream as written")
+	}
+	b[at+len(`{"uid"`)] = 0xff
+	dir := filepath.Join(t.TempDir(), "new")
+	_, err = Restore(dir, bytes.NewReader(b), quiet)
+	if err == nil || !strings.Contains(err.Error(), "00001-001-0007") || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Fatalf("Restore(backup with a damaged order) = %v, want an error naming order 00001-001-0007 and its JSON", err)
+	}
+	t.Log(err)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("a refused restore left %s behind (stat: %v)", dir, err)
+	}
+}

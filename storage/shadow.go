@@ -42,14 +42,26 @@ func lockDir(dir string) (func(), error) {
 
 // shadowCopy makes the scratch copy of the store files in dir and returns
 // its path (table files hard-linked where the file system allows, others
-// copied). The caller removes it.
+// copied). The copy goes into dir, or into the temporary directory when
+// dir is read-only or its file system too full for it (a full card is
+// when check-store is run). The caller removes it.
 func shadowCopy(dir string, entries []fs.DirEntry) (string, error) {
-	shadow, err := os.MkdirTemp(dir, shadowDir)
+	shadow, err := shadowCopyIn(dir, dir, entries)
 	if err != nil {
-		shadow, err = os.MkdirTemp("", shadowDir) // a read-only data directory: copy elsewhere
-		if err != nil {
-			return "", fmt.Errorf("make a scratch copy to check: %w", err)
+		var err2 error
+		if shadow, err2 = shadowCopyIn("", dir, entries); err2 != nil {
+			return "", fmt.Errorf("make a scratch copy to check: %w (in %s: %w)", err, os.TempDir(), err2)
 		}
+	}
+	return shadow, nil
+}
+
+// shadowCopyIn makes the scratch copy in a new directory in parent ("" =
+// the temporary directory); on failure it removes what it made.
+func shadowCopyIn(parent, dir string, entries []fs.DirEntry) (string, error) {
+	shadow, err := os.MkdirTemp(parent, shadowDir)
+	if err != nil {
+		return "", err
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || isPreMigrationCopy(e.Name()) {
@@ -63,7 +75,7 @@ func shadowCopy(dir string, entries []fs.DirEntry) (string, error) {
 		}
 		if err := copyFile(src, dst); err != nil {
 			os.RemoveAll(shadow)
-			return "", fmt.Errorf("make a scratch copy to check: %w", err)
+			return "", err
 		}
 	}
 	return shadow, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +19,7 @@ import (
 )
 
 // runBackup fetches an online backup from a running server (loopback
-// only) and writes it to a file: first to FILE.tmp, fsynced, then linked
+// only) and writes it to a file: first to a new FILE.<random>.tmp, fsynced, then linked
 // to FILE, so FILE is either a whole backup or absent. Its SHA-256 goes to
 // FILE.sha256 in sha256sum(1) format ("<64 hex>  <base name>"): restore
 // checks it, `sha256sum -c FILE.sha256` does too, and the backup stream
@@ -50,15 +52,14 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("backup: %s answered %s: %s", *url, resp.Status, body)
+	if err := checkBackupAnswer(*url, resp); err != nil {
+		return err
 	}
-	tmp := *out + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(*out), filepath.Base(*out)+".*.tmp") // a new name: never replaces a file
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: cannot write into directory %s: %w", filepath.Dir(*out), err)
 	}
+	tmp := f.Name()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), resp.Body)
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
@@ -126,10 +127,44 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "restore: no %s next to %s: the file's integrity is not verified (pre-migration copies and backups of earlier versions have none)\n", filepath.Base(file+sumSuffix), file)
 	}
 	rep, err := storage.Restore(*dir, f, storage.Options{})
+	var oe *storage.OpenError
+	if errors.As(err, &oe) && oe.Problem == storage.ProblemDamaged {
+		// The store in question is the backup's, loaded in a scratch
+		// directory: check-store and recover have nothing to act on.
+		return &exitError{code: exitStore, err: fmt.Errorf("%w; the backup is damaged: restore another copy (nothing was changed in %s)", err, *dir)}
+	}
 	if err != nil {
 		return storeExit(err) // exit 3 for a backup of a newer data format
 	}
 	fmt.Fprintf(stdout, "restored %s into %s: %d multi-sessions, %d POS, %d orders, last bus id %d\n",
 		file, *dir, rep.Sessions, rep.POS, rep.Orders, rep.LastBusID)
+	return nil
+}
+
+// checkBackupAnswer refuses an answer that is not a possync backup: one
+// from another HTTP server (every possync names itself in the Server
+// header and sends the stream as application/octet-stream), or a refusal,
+// reported by its JSON-RPC message when possync sent one.
+func checkBackupAnswer(url string, resp *http.Response) error {
+	if resp.Header.Get("Server") != "possync" {
+		return fmt.Errorf("backup: %s is not a possync server (it answered %s, server %q); -url must name the running possync, e.g. http://127.0.0.1:8079", url, resp.Status, resp.Header.Get("Server"))
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		var rpc struct {
+			Error struct {
+				Data struct {
+					Message string `json:"message"`
+				} `json:"data"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(body, &rpc) == nil && rpc.Error.Data.Message != "" {
+			body = []byte(rpc.Error.Data.Message)
+		}
+		return fmt.Errorf("backup: %s answered %s: %s", url, resp.Status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		return fmt.Errorf("backup: %s answered %s, not a backup stream: is it a possync server?", url, ct)
+	}
 	return nil
 }

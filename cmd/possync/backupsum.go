@@ -19,11 +19,11 @@ const sumSuffix = ".sha256"
 // temporary file linked into place, so it never replaces a file.
 func writeSum(file, sum string) error {
 	path := file + sumSuffix
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	_, err = fmt.Fprintf(f, "%s  %s\n", sum, filepath.Base(file))
 	if err == nil {
 		err = f.Sync()

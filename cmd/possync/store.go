@@ -60,6 +60,16 @@ func runCheckStore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return storeExit(err)
 	}
+	if rep.Empty {
+		fmt.Fprintf(stdout, "%s: no store (possync serve starts a new, empty one)\n", rep.Dir)
+		entries, _ := os.ReadDir(*dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "damaged-restore-in-progress-") {
+				fmt.Fprintf(stdout, "%s: left by an interrupted restore, nothing was restored: delete it and run possync restore again\n", filepath.Join(*dir, e.Name()))
+			}
+		}
+		return nil
+	}
 	fmt.Fprintf(stdout, "%s: OK: %d multi-sessions, %d POS, %d orders, %d broadcasts, last bus id %d, %d KiB of tables, %d KiB of value log, data %s\n",
 		rep.Dir, rep.Sessions, rep.POS, rep.Orders, rep.Bcst, rep.LastBusID, rep.LSMBytes>>10, rep.VLogBytes>>10, rep.FormatNote)
 	return nil
