@@ -176,13 +176,17 @@ ready_s=$(wait_ready "$boot_start")
 log "possync answered sync_all ${ready_s}s after power-on"
 # console: the serial log without its colour escapes.
 console() { sed 's/\x1b\[[0-9;]*[mK]//g' "$work/serial.log"; }
-# possync answers as soon as it listens and sends READY=1 right after;
-# systemd's console line follows when it has processed that: wait for it.
-for ((i = 0; i < 60; i++)); do
+# possync answers as soon as it listens and sends READY=1 once its mDNS
+# announcement has started (probing next to avahi, which starts at the
+# same time); systemd's console line follows when it has processed that.
+# On a loaded CI machine the emulated box was seen to take over 60 s for
+# it: wait up to 180 s (the unit's TimeoutStartSec is 5 min) and say how long.
+for ((i = 0; i < 180; i++)); do
 	console | grep -q 'Started possync.service' && break
 	sleep 1
 done
-console | grep -q 'Started possync.service' || fail "systemd did not report 'Started possync.service' within 60 s of the first answer"
+console | grep -q 'Started possync.service' || fail "systemd did not report 'Started possync.service' within 180 s of the first answer"
+log "systemd reported 'Started possync.service' ${i}s after the first answer"
 
 resp=$(sync_all 2)
 [[ $(jq -c '.result.data.orders' <<<"$resp") == '[]' ]] || fail "fresh box: sync_all orders not empty: $resp"

@@ -57,7 +57,7 @@ unit() {
 	go test -race -count=1 ./...
 	# The soak's memory bounds are judged without the race detector (it
 	# multiplies memory): the short soak once more, ~20 s.
-	go test -count=1 -run '^TestSoak$' ./cmd/possync/
+	go test -count=1 -run '^TestSoak$' -v ./cmd/possync/ | grep -vE '^(=== RUN|    main_test.go|time=)'
 }
 
 # fuzz runs each Go fuzz target for FUZZTIME (default 10s; about 75 s for
