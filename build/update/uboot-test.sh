@@ -50,7 +50,7 @@ fail() {
 }
 [[ $(id -u) == 0 ]] || fail "run as root"
 
-host_pkgs=(u-boot-qemu u-boot-tools libubootenv-tool rauc dbus-daemon qemu-system-arm dosfstools mtools e2fsprogs fdisk cpio)
+host_pkgs=(u-boot-qemu u-boot-tools libubootenv-tool rauc squashfs-tools openssl dbus-daemon qemu-system-arm dosfstools mtools e2fsprogs fdisk cpio)
 missing=()
 for p in "${host_pkgs[@]}"; do
 	[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
