@@ -74,7 +74,12 @@ func parseDBID(key []byte) (db string, id int64, rest []byte, err error) {
 		return "", 0, nil, errBadKey
 	}
 	n, w := binary.Uvarint(key[1:])
-	if w <= 0 || uint64(len(key)-1-w) < n+8 {
+	// left is what follows the length; n+8 could overflow for a length
+	// near 2^64 (a damaged key), so n is compared with left first.
+	if w <= 0 {
+		return "", 0, nil, fmt.Errorf("%w %x", errBadKey, key)
+	}
+	if left := uint64(len(key) - 1 - w); n > left || left-n < 8 {
 		return "", 0, nil, fmt.Errorf("%w %x", errBadKey, key)
 	}
 	p := key[1+w:]
