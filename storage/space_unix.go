@@ -24,8 +24,19 @@ func statfsFree(dir string) (uint64, error) {
 // Linux, MNT_RDONLY on the BSDs; 1 on all of them.
 const stRdonly = 1
 
-// statfsInfo measures the file system holding dir.
+// statfsInfo measures the file system holding dir for Health, including
+// whether it refuses writes (refusesWrites).
 func statfsInfo(dir string) (fsInfo, error) {
+	fi, err := statfsMeasure(dir)
+	if err == nil && !fi.readOnly {
+		fi.readOnly = refusesWrites(dir)
+	}
+	return fi, err
+}
+
+// statfsMeasure is statfs(2) of dir's file system: free and total bytes
+// and the mount's read-only flag, without touching any file.
+func statfsMeasure(dir string) (fsInfo, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return fsInfo{}, err
@@ -33,7 +44,7 @@ func statfsInfo(dir string) (fsInfo, error) {
 	return fsInfo{
 		free:     uint64(st.Bavail) * uint64(st.Bsize),
 		total:    uint64(st.Blocks) * uint64(st.Bsize),
-		readOnly: uint64(st.Flags)&stRdonly != 0 || refusesWrites(dir),
+		readOnly: uint64(st.Flags)&stRdonly != 0,
 	}, nil
 }
 
@@ -57,7 +68,7 @@ func refusesWrites(dir string) bool {
 // statfsUsage returns the bytes available to unprivileged users and the
 // size of the file system holding dir.
 func statfsUsage(dir string) (free, total uint64, err error) {
-	fi, err := statfsInfo(dir)
+	fi, err := statfsMeasure(dir) // sizes only: no open of the MANIFEST per scrape
 	return fi.free, fi.total, err
 }
 
