@@ -14,12 +14,12 @@ import (
 
 // Results of an attempt, in the order one install goes through them.
 const (
-	ResultInstalling = "installing" // rauc install started
-	ResultInstalled  = "installed"  // rauc install finished; the box reboots into Slot
-	ResultRefused    = "refused"    // the bundle was not installed (Reason says why); nothing changed
-	ResultBooting    = "booting"    // the box booted Slot for the first time; boot-check is waiting for health
-	ResultGood       = "good"       // possync was healthy on Slot; rauc status mark-good
-	ResultFailed     = "failed"     // possync was not healthy on Slot in time (or the install broke off)
+	ResultInstalling = "installing"  // rauc install started
+	ResultInstalled  = "installed"   // rauc install finished; the box reboots into Slot
+	ResultRefused    = "refused"     // the bundle was not installed (Reason says why); nothing changed
+	ResultBooting    = "booting"     // the box booted Slot for the first time; boot-check is waiting for health
+	ResultGood       = "good"        // possync was healthy on Slot; rauc status mark-good
+	ResultFailed     = "failed"      // possync was not healthy on Slot in time (or the install broke off)
 	ResultRolledBack = "rolled-back" // the box came back on the other slot without Slot becoming good
 )
 

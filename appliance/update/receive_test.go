@@ -87,7 +87,9 @@ func TestReceiveRefusals(t *testing.T) {
 	}{
 		{"unsigned", func() io.Reader { return open(t, updatetest.Bundle(t, bundles, updatetest.Unsigned, "2.0.0", 100_000)) }, -1, 0, update.KindRefused, "Signature size is 0"},
 		{"other CA", func() io.Reader { return open(t, updatetest.Bundle(t, bundles, updatetest.OtherCA, "2.0.0", 100_000)) }, -1, 0, update.KindRefused, "signature verification failed"},
-		{"wrong compatible", func() io.Reader { return open(t, updatetest.Bundle(t, bundles, updatetest.WrongCompat, "2.0.0", 100_000)) }, -1, 0, update.KindRefused, "possync-armhf"},
+		{"wrong compatible", func() io.Reader {
+			return open(t, updatetest.Bundle(t, bundles, updatetest.WrongCompat, "2.0.0", 100_000))
+		}, -1, 0, update.KindRefused, "possync-armhf"},
 		{"truncated", func() io.Reader { return bytes.NewReader(good[:len(good)-4096]) }, -1, 0, update.KindRefused, "Invalid bundle format"},
 		{"declared too large", func() io.Reader { return bytes.NewReader(good) }, 65 << 20, 0, update.KindTooLarge, "64 MiB (admin.max_bundle_mib)"},
 		{"streamed too large", func() io.Reader { return bytes.NewReader(good) }, -1, 32 << 10, update.KindTooLarge, "admin.max_bundle_mib"},
