@@ -159,11 +159,14 @@ func (b *BootCheck) waitHealthy(ctx context.Context) string {
 	client := &http.Client{Timeout: 10 * time.Second}
 	why := "no answer yet"
 	for {
-		if w := b.checkOnce(ctx, client); w == "" {
+		w := b.checkOnce(ctx, client)
+		switch {
+		case w == "":
 			return ""
-		} else {
-			why = w
+		case ctx.Err() != nil && why != "no answer yet":
+			return why // cut by the deadline: the answer before says more
 		}
+		why = w
 		select {
 		case <-ctx.Done():
 			return why
