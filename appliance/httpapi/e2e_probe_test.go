@@ -1,0 +1,54 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+
+	"possync/appliance/apptest"
+	"possync/storage"
+)
+
+// GET /healthz?write=1 commits a probe write to the real store and says
+// so (write_committed), which possync boot-check requires before it marks
+// a new release good; plain /healthz writes nothing. The store with the
+// probe record opens and loads as before.
+func TestHealthzWriteProbe(t *testing.T) {
+	dir := t.TempDir()
+	srv := newServer(t, apptest.Options{Dir: dir})
+	get := func(q string) (int, map[string]any) {
+		resp, err := http.Get(srv.URL + "/healthz" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %s", q, b)
+		}
+		return resp.StatusCode, m
+	}
+	if code, m := get(""); code != 200 || m["write_committed"] != false {
+		t.Fatalf("/healthz = %d %v", code, m)
+	}
+	if code, m := get("?write=1"); code != 200 || m["write_committed"] != true || m["status"] != "ok" {
+		t.Fatalf("/healthz?write=1 = %d %v", code, m)
+	}
+	srv.Close()
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Load(context.Background()); err != nil {
+		t.Fatalf("load after a probe write: %v", err)
+	}
+	// The write went through the store: on a closed store it fails.
+	db.Close()
+	if err := db.ProbeWrite(context.Background()); err == nil {
+		t.Fatal("probe write on a closed store succeeded")
+	}
+}
