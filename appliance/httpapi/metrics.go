@@ -93,6 +93,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	m.commitErr = set.NewCounter("possync_commit_errors_total")
 	m.deliver = set.NewPrometheusHistogramExt("possync_publish_to_answer_seconds", deliverBuckets)
 	set.RegisterMetricsWriter(s.writeStateMetrics)
+	set.RegisterMetricsWriter(s.writeUpdateMetrics)
 	return m
 }
 
