@@ -101,6 +101,13 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 	if err := os.Rename(file, working); err != nil {
 		return Outcome{}, fmt.Errorf("rename bundle before installing: %w", err)
 	}
+	if os.Geteuid() == 0 {
+		// An upload is owned by possync: take it, so nobody but root can
+		// change it between the checks and rauc reading it (RAUC asks the
+		// same of plain bundles). FAT has no owners: errors are ignored.
+		_ = os.Chown(working, 0, 0)
+		_ = os.Chmod(working, 0o644)
+	}
 	rec.Result = ResultInstalling
 	if err := AppendAttempt(in.Dir, rec); err != nil {
 		return Outcome{}, err
