@@ -240,3 +240,37 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// slowReader hands out data in pieces with a pause before each.
+type slowReader struct {
+	data  []byte
+	piece int
+	pause time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(s.pause)
+	n := copy(p[:min(len(p), s.piece)], s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+// An upload may take longer than http.read_timeout (which guards the RPC
+// routes): the admin route gets its own time to receive a bundle.
+func TestAdminUpdateSlowerThanReadTimeout(t *testing.T) {
+	updatetest.NeedRauc(t)
+	dir := t.TempDir()
+	srv, _ := adminServer(t, dir, 8<<20, func(o *apptest.Options) {
+		o.ReadTimeout, o.HeaderTimeout = time.Second, time.Second
+	})
+	good, _ := os.ReadFile(updatetest.Bundle(t, t.TempDir(), updatetest.Good, "2.0.0", 100_000))
+	start := time.Now()
+	code, r, raw := upload(t, srv.URL, adminToken, &slowReader{data: good, piece: len(good)/10 + 1, pause: 300 * time.Millisecond}, int64(len(good)))
+	if code != 202 || r.Version != "2.0.0" {
+		t.Fatalf("slow upload (%v, read_timeout 1s): %d %s", time.Since(start).Round(time.Millisecond), code, raw)
+	}
+	t.Logf("upload took %v with http.read_timeout = 1s", time.Since(start).Round(time.Millisecond))
+}
