@@ -23,6 +23,8 @@ const pathAdminUpdate = "/possync/admin/update"
 
 // Updater receives an uploaded bundle (update.Receiver).
 type Updater interface {
+	// Fits says whether a bundle of size bytes would be taken now.
+	Fits(size int64) error
 	Receive(ctx context.Context, r io.Reader, size int64) (update.Received, error)
 }
 
@@ -74,6 +76,14 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case ctx.IsGet():
+		// ?size=N: would a bundle of N bytes be taken (size, space,
+		// another upload)? The client asks before it sends hundreds of MiB.
+		if size, err := ctx.QueryArgs().GetUint("size"); err == nil {
+			if err := a.Updates.Fits(int64(size)); err != nil {
+				s.adminRefusal(ctx, err, int64(size))
+				return
+			}
+		}
 		adminAnswer(ctx, fasthttp.StatusOK, map[string]any{"status": "ready", "running": appliance.Version,
 			"max_bundle_bytes": a.MaxBundleBytes})
 		return
@@ -95,33 +105,40 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	got, err := a.Updates.Receive(context.Background(), body, size)
 	if err != nil {
-		var re *update.ReceiveError
-		kind := update.KindInternal
-		if errors.As(err, &re) {
-			kind = re.Kind
-		}
-		status := map[string]int{update.KindTooLarge: fasthttp.StatusRequestEntityTooLarge, update.KindDiskFull: fasthttp.StatusInsufficientStorage,
-			update.KindBusy: fasthttp.StatusConflict, update.KindShort: fasthttp.StatusBadRequest, update.KindRefused: fasthttp.StatusUnprocessableEntity,
-		}[kind]
-		if status == 0 {
-			status = fasthttp.StatusInternalServerError
-		}
-		s.log.Warn("update upload refused", "remote", host, "kind", kind, "bytes", size, "err", err)
-		s.eng.Warn(engine.WarnRefused, host, "update upload refused: "+err.Error())
-		if kind != update.KindRefused && kind != update.KindDiskFull {
-			// The rest of the body may be unread: close, after draining
-			// (bounded) so the client sees this answer.
-			ctx.SetConnectionClose()
-			if c, ok := ctx.Conn().(*conn); ok {
-				c.lingerOnClose()
-			}
-		}
-		adminAnswer(ctx, status, map[string]any{"status": "refused", "kind": kind, "error": err.Error()})
+		s.adminRefusal(ctx, err, size)
 		return
 	}
 	s.log.Info("update bundle accepted", "remote", host, "version", got.Version, "bytes", got.Bytes, "seconds", time.Since(start).Seconds())
 	adminAnswer(ctx, fasthttp.StatusAccepted, map[string]any{"status": "accepted", "version": got.Version, "compatible": got.Compatible,
 		"bytes": got.Bytes, "file": got.File, "running": appliance.Version, "next": got.Next})
+}
+
+// adminRefusal answers an upload (or a GET ?size=) the Updater refused.
+func (s *Server) adminRefusal(ctx *fasthttp.RequestCtx, err error, size int64) {
+	var re *update.ReceiveError
+	kind := update.KindInternal
+	if errors.As(err, &re) {
+		kind = re.Kind
+	}
+	status := map[string]int{update.KindTooLarge: fasthttp.StatusRequestEntityTooLarge, update.KindDiskFull: fasthttp.StatusInsufficientStorage,
+		update.KindBusy: fasthttp.StatusConflict, update.KindShort: fasthttp.StatusBadRequest, update.KindRefused: fasthttp.StatusUnprocessableEntity,
+	}[kind]
+	if status == 0 {
+		status = fasthttp.StatusInternalServerError
+	}
+	host := remoteHost(ctx.RemoteAddr())
+	s.log.Warn("update upload refused", "remote", host, "kind", kind, "bytes", size, "err", err)
+	s.eng.Warn(engine.WarnRefused, host, "update upload refused: "+err.Error())
+	if kind != update.KindRefused && ctx.IsPost() {
+		// The rest of the body may be unread (only a refused bundle was
+		// read to its end): close, after draining (bounded) so the
+		// client sees this answer.
+		ctx.SetConnectionClose()
+		if c, ok := ctx.Conn().(*conn); ok {
+			c.lingerOnClose()
+		}
+	}
+	adminAnswer(ctx, status, map[string]any{"status": "refused", "kind": kind, "error": err.Error()})
 }
 
 // tokenOK checks Authorization: Bearer <token> in constant time; on a

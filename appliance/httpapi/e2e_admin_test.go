@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -273,4 +274,32 @@ func TestAdminUpdateSlowerThanReadTimeout(t *testing.T) {
 		t.Fatalf("slow upload (%v, read_timeout 1s): %d %s", time.Since(start).Round(time.Millisecond), code, raw)
 	}
 	t.Logf("upload took %v with http.read_timeout = 1s", time.Since(start).Round(time.Millisecond))
+}
+
+// GET ?size=N answers whether a bundle of N bytes would be taken, so the
+// client learns "too large" or "disk full" before sending it.
+func TestAdminUpdateFits(t *testing.T) {
+	updatetest.NeedRauc(t)
+	srv, rc := adminServer(t, t.TempDir(), 8<<20, nil)
+	ask := func(size int64) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/possync/admin/update?size=%d", srv.URL, size), nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := ask(1 << 20); code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Errorf("1 MiB: %d %s", code, body)
+	}
+	if code, body := ask(9 << 20); code != 413 || !strings.Contains(body, "too_large") {
+		t.Errorf("9 MiB: %d %s", code, body)
+	}
+	rc.KeepFreeBytes = 1 << 62
+	if code, body := ask(1 << 20); code != 507 || !strings.Contains(body, "disk_full") {
+		t.Errorf("no room: %d %s", code, body)
+	}
 }

@@ -127,6 +127,27 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 			"The status page shows the result under \"Updates\".", cmpOr(rc.Running, "the running version"))}, nil
 }
 
+// Fits reports, without receiving anything, whether a bundle of size
+// bytes would be taken now: not too large, room on the data partition, no
+// other upload under way. A *ReceiveError when not.
+func (rc *Receiver) Fits(size int64) error {
+	if size > rc.MaxBytes {
+		return rc.tooLarge(size)
+	}
+	if !rc.mu.TryLock() {
+		return &ReceiveError{Kind: KindBusy, Msg: "another bundle is being uploaded to this box; try again when it is done"}
+	}
+	rc.mu.Unlock()
+	dir := filepath.Join(rc.Dir, "incoming")
+	if _, err := os.Stat(dir); err != nil {
+		dir = rc.Dir
+	}
+	if free, ok := freeBytes(dir); ok && uint64(max(size, 0))+rc.KeepFreeBytes > free {
+		return rc.diskFull(dir, free, nil)
+	}
+	return nil
+}
+
 // copy writes r to f, at most MaxBytes, measuring free space every
 // checkEvery bytes.
 func (rc *Receiver) copy(f *os.File, r io.Reader, dir string) (int64, error) {

@@ -70,8 +70,9 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, ResponseHeaderTimeout: 10 * time.Minute}}
 
-	// Check the token and the endpoint first: a refusal costs no upload.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	// Check the token, the endpoint, the size and the box's free space
+	// first: a refusal costs no upload.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?size=%d", endpoint, fi.Size()), nil)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
 	}

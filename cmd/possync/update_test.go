@@ -82,6 +82,11 @@ func TestUpdateClient(t *testing.T) {
 	if code != updExitNoEndpoint || !strings.Contains(errs, "admin endpoint is off") {
 		t.Errorf("box without a token: exit %d: %s", code, errs)
 	}
+	far := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[security]\nallowed_networks = [\"10.0.0.0/8\"]\n", testToken)})
+	_, errs, code = runCmd(t, nil, "update", "-box", far.url, good)
+	if code != updExitNetwork || !strings.Contains(errs, "not in security.allowed_networks") {
+		t.Errorf("address not allowed: exit %d: %s", code, errs)
+	}
 	_, errs, code = runCmd(t, nil, "update", "-box", "http://127.0.0.1:1", good)
 	if code != updExitUnreachable || !strings.Contains(errs, "cannot reach") {
 		t.Errorf("no box: exit %d: %s", code, errs)
