@@ -161,15 +161,20 @@ func (in *Installer) refuse(file string, rec Attempt, err error) (Outcome, error
 }
 
 // onTrial reports whether the booted slot was installed by an update and
-// has not yet been marked good (or failed): the newest attempt is for
-// booted and still installed/booting.
+// has not been marked good: the newest attempt is for booted and says
+// installed or booting — or failed, when boot-check marked it bad but the
+// reboot back to the other slot did not happen.
 func (in *Installer) onTrial(booted string) (bool, Attempt) {
 	as, err := ReadAttempts(in.Dir)
 	if err != nil || len(as) == 0 {
 		return false, Attempt{}
 	}
 	a := as[len(as)-1]
-	return a.Slot == booted && (a.Result == ResultInstalled || a.Result == ResultBooting), a
+	switch a.Result {
+	case ResultInstalled, ResultBooting, ResultFailed:
+		return a.Slot == booted, a
+	}
+	return false, a
 }
 
 // PendingIn lists the *.raucb files directly in dir, oldest first.

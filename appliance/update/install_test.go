@@ -126,6 +126,16 @@ func TestInstallWaitsForTrial(t *testing.T) {
 	if len(fake.Calls()) != 0 {
 		t.Fatalf("rauc called: %q", fake.Calls())
 	}
+	// Marked bad but the reboot did not happen: still no install.
+	update.AppendAttempt(in.Dir, update.Attempt{Version: "1.0.0", Slot: "B", Result: update.ResultFailed})
+	if _, err := in.InstallPending(context.Background(), []update.Source{{Dir: inc, Kind: update.SourceUpload}}); !errors.Is(err, update.ErrOnTrial) {
+		t.Fatalf("after a failed trial: %v, want ErrOnTrial", err)
+	}
+	// Marked good: the bundle goes in.
+	update.AppendAttempt(in.Dir, update.Attempt{Version: "1.0.0", Slot: "B", Result: update.ResultGood})
+	if out, err := in.InstallPending(context.Background(), []update.Source{{Dir: inc, Kind: update.SourceUpload}}); err != nil || !out.Installed {
+		t.Fatalf("after mark-good: %+v %v", out, err)
+	}
 }
 
 // healthServer answers /healthz like possync: ok after okAfter requests.
