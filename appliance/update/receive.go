@@ -124,7 +124,7 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 	return Received{File: final, Version: info.Version, Compatible: info.Compatible, Bytes: n,
 		Next: fmt.Sprintf("possync-update.service installs it into the other slot within seconds and reboots the box (the tills are offline for about a minute); "+
 			"possync boot-check marks the new slot good once possync answers healthy with a committed write, otherwise the box comes back on %s by itself. "+
-			"The status page shows the result under \"Updates\".", cmpOr(rc.Running, "the running version"))}, nil
+			"The status page shows the result under \"This box\" (Last update).", cmpOr(rc.Running, "the running version"))}, nil
 }
 
 // Fits reports, without receiving anything, whether a bundle of size
