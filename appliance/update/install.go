@@ -135,6 +135,7 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 		in.log().Warn("rename installed bundle", "err", err)
 		done = working
 	}
+	done = in.dropUpload(done, source)
 	if st2, err := in.Rauc.Status(ctx); err == nil {
 		_ = WriteSlots(in.Dir, st2, in.Running)
 	}
@@ -157,7 +158,23 @@ func (in *Installer) refuse(file string, rec Attempt, err error) (Outcome, error
 		dst = file
 	}
 	in.log().Warn("update bundle refused", "bundle", file, "reason", re.Reason)
+	dst = in.dropUpload(dst, rec.Source)
 	return Outcome{Version: rec.Version, Slot: rec.Slot, Renamed: dst}, err
+}
+
+// dropUpload deletes a consumed upload (renamed .installed or .refused):
+// it sits on the data partition, which the store needs, and the attempt
+// log names it. Bundles from the card or a stick keep their new names: the
+// shop owner sees them. It returns where the bundle is now ("" = deleted).
+func (in *Installer) dropUpload(path, source string) string {
+	if source != SourceUpload {
+		return path
+	}
+	if err := os.Remove(path); err != nil {
+		in.log().Warn("delete consumed upload", "file", path, "err", err)
+		return path
+	}
+	return ""
 }
 
 // onTrial reports whether the booted slot was installed by an update and

@@ -133,8 +133,12 @@ func TestInstallWaitsForTrial(t *testing.T) {
 	}
 	// Marked good: the bundle goes in.
 	update.AppendAttempt(in.Dir, update.Attempt{Version: "1.0.0", Slot: "B", Result: update.ResultGood})
-	if out, err := in.InstallPending(context.Background(), []update.Source{{Dir: inc, Kind: update.SourceUpload}}); err != nil || !out.Installed {
+	if out, err := in.InstallPending(context.Background(), []update.Source{{Dir: inc, Kind: update.SourceUpload}}); err != nil || !out.Installed || out.Renamed != "" {
 		t.Fatalf("after mark-good: %+v %v", out, err)
+	}
+	// A consumed upload is deleted: it would take the store's space.
+	if ents, _ := os.ReadDir(inc); len(ents) != 0 {
+		t.Fatalf("incoming after the install: %v", ents)
 	}
 }
 
