@@ -105,6 +105,9 @@ func finishInstall(ctx context.Context, in *upd.Installer, out upd.Outcome, err 
 	case errors.Is(err, upd.ErrOnTrial):
 		return &exitError{code: rootExitTrial, err: err}
 	case errors.As(err, &re):
+		if out.Renamed == "" {
+			return &exitError{code: rootExitRefused, err: fmt.Errorf("%s (upload deleted)", err)}
+		}
 		return &exitError{code: rootExitRefused, err: fmt.Errorf("%s (renamed to %s)", err, out.Renamed)}
 	case err != nil:
 		return err
@@ -112,7 +115,11 @@ func finishInstall(ctx context.Context, in *upd.Installer, out upd.Outcome, err 
 		fmt.Fprintln(stdout, "no bundle to install")
 		return nil
 	}
-	fmt.Fprintf(stdout, "installed %s into slot %s (bundle now %s)\n", out.Version, out.Slot, out.Renamed)
+	where := "bundle now " + out.Renamed
+	if out.Renamed == "" {
+		where = "upload deleted from incoming/"
+	}
+	fmt.Fprintf(stdout, "installed %s into slot %s (%s)\n", out.Version, out.Slot, where)
 	if noReboot {
 		fmt.Fprintln(stdout, "not rebooting (-no-reboot): the next boot starts slot", out.Slot)
 		return nil
