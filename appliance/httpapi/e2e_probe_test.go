@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"possync/appliance/apptest"
@@ -50,5 +53,31 @@ func TestHealthzWriteProbe(t *testing.T) {
 	db.Close()
 	if err := db.ProbeWrite(context.Background()); err == nil {
 		t.Fatal("probe write on a closed store succeeded")
+	}
+}
+
+// A box whose http.listen names its LAN address: boot-check asks from that
+// address, which counts as this machine for the write probe.
+func TestHealthzWriteProbeFromOwnLANAddress(t *testing.T) {
+	var lan string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
+			lan = ipn.IP.String()
+			break
+		}
+	}
+	if lan == "" {
+		t.Skip("SKIPPED, NOT RUN: this machine has no non-loopback IPv4 address")
+	}
+	srv := newServer(t, apptest.Options{Host: lan, AllowedNetworks: []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(lan), 32)}})
+	resp, err := http.Get(srv.URL + "/healthz?write=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"write_committed":true`) {
+		t.Fatalf("from %s: %d %s", lan, resp.StatusCode, b)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -37,6 +38,18 @@ func (s *Server) healthState() (status string, err error) {
 	return "ok", nil
 }
 
+// sameHost reports whether the client runs on this machine: a loopback
+// address, or the very address it connected to (a box whose http.listen
+// names its LAN address).
+func sameHost(ctx *fasthttp.RequestCtx) bool {
+	remote := ctx.RemoteIP()
+	if remote.IsLoopback() {
+		return true
+	}
+	local, ok := ctx.LocalAddr().(*net.TCPAddr)
+	return ok && local.IP.Equal(remote)
+}
+
 // writeProbeTimeout bounds the write of GET /healthz?write=1.
 const writeProbeTimeout = 10 * time.Second
 
@@ -44,7 +57,7 @@ func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	probe := string(ctx.QueryArgs().Peek("write")) == "1"
-	if probe && !ctx.RemoteIP().IsLoopback() {
+	if probe && !sameHost(ctx) {
 		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "the write probe (/healthz?write=1) is served to loopback clients only (possync boot-check on the box), not to %s", ctx.RemoteIP()))
 		ctx.SetStatusCode(fasthttp.StatusForbidden)
 		return

@@ -161,3 +161,18 @@ func TestCheckConfigAdminToken(t *testing.T) {
 		t.Fatalf("good token file: exit %d: %s %s", code, out, errs)
 	}
 }
+
+func TestHealthURL(t *testing.T) {
+	for listen, want := range map[string]string{
+		":8079":             "http://127.0.0.1:8079/healthz?write=1",
+		"0.0.0.0:8079":      "http://127.0.0.1:8079/healthz?write=1",
+		"[::]:8079":         "http://127.0.0.1:8079/healthz?write=1",
+		"192.168.1.50:9000": "http://192.168.1.50:9000/healthz?write=1",
+		"[fd00::5]:8079":    "http://[fd00::5]:8079/healthz?write=1",
+		"localhost:8079":    "http://127.0.0.1:8079/healthz?write=1",
+	} {
+		if got, err := healthURL(listen); err != nil || got != want {
+			t.Errorf("healthURL(%q) = %q, %v; want %q", listen, got, err, want)
+		}
+	}
+}

@@ -202,7 +202,7 @@ func runBootCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var rf rootFlags
 	rf.register(fs)
 	within := fs.Duration("within", 0, "how long to wait for possync to be healthy (overrides upd.healthy_within)")
-	healthURL := fs.String("health-url", "", "possync's health check (default http://127.0.0.1:<http.listen port>/healthz?write=1)")
+	healthFlag := fs.String("health-url", "", "possync's health check (default http://127.0.0.1:<http.listen port>/healthz?write=1)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -216,13 +216,12 @@ func runBootCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	logger := newLogger(cfg.Log, stderr)
 	in := installer(cfg, logger)
-	url := *healthURL
+	url := *healthFlag
 	if url == "" {
-		_, port, err := net.SplitHostPort(cfg.HTTP.Listen)
+		url, err = healthURL(cfg.HTTP.Listen)
 		if err != nil {
-			return fmt.Errorf("http.listen: %w", err)
+			return err
 		}
-		url = "http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz?write=1"
 	}
 	bc := &upd.BootCheck{Installer: in, HealthURL: url, Within: cfg.Update.HealthyWithin.D()}
 	if *within > 0 {
@@ -244,4 +243,17 @@ func runBootCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	return &exitError{code: 1}
+}
+
+// healthURL is possync's write-probing health check for http.listen: on
+// 127.0.0.1 unless the listener is bound to one address.
+func healthURL(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("http.listen: %w", err)
+	}
+	if ip := net.ParseIP(host); host == "" || host == "localhost" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/healthz?write=1", nil
 }
