@@ -21,6 +21,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"possync/appliance/config", []string{"possync/appliance/engine", "possync/appliance/httpapi", "possync/storage", "possync/discovery"}},
 		{"possync/appliance/httpapi", []string{"github.com/dgraph-io/badger", "possync/storage", "possync/discovery", "github.com/grandcat/zeroconf"}},
 		{"possync/appliance/tlscert", []string{"github.com/valyala/fasthttp", "github.com/dgraph-io/badger", "github.com/grandcat/zeroconf", "github.com/miekg/dns", "possync/storage", "possync/appliance/httpapi", "possync/appliance/engine", "possync/discovery", "possync/appliance/config"}},
+		{"possync/appliance/update", []string{"github.com/valyala/fasthttp", "possync/appliance/httpapi", "possync/appliance/engine", "possync/storage", "possync/discovery", "github.com/dgraph-io/badger", "possync/appliance/config"}},
 		{"possync/storage", []string{"github.com/valyala/fasthttp", "possync/appliance/httpapi", "possync/appliance/engine", "possync/discovery", "github.com/VictoriaMetrics/metrics"}},
 		{"possync/discovery", []string{"github.com/valyala/fasthttp", "possync/appliance/httpapi", "possync/appliance/engine", "possync/storage", "github.com/dgraph-io/badger", "github.com/VictoriaMetrics/metrics"}},
 	}

@@ -153,3 +153,11 @@ type Store interface {
 type HealthReporter interface {
 	Health() error
 }
+
+// WriteProber is implemented by a Store that can commit a small record of
+// its own through the same checks and the same durability as Commit, so a
+// health check can prove that writes land (possync boot-check before a new
+// release is marked good). The record is ignored by Load.
+type WriteProber interface {
+	ProbeWrite(ctx context.Context) error
+}

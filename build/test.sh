@@ -110,7 +110,7 @@ full)
 	step "access control (netns: public address refused, LAN served)" go test -count=1 -tags integration -run Netns -v ./appliance/httpapi/
 	export POSSYNC_ARTIFACTS="${POSSYNC_ARTIFACTS:-$PWD/out/test-artifacts}"
 	step "real browser (chromium: CORS, status page)" go test -count=1 -tags integration -run Browser -v ./appliance/httpapi/
-	step "systemd unit checks" build/check-unit.sh
+	step "systemd unit checks" bash -c 'build/check-unit.sh && build/update/check-units.sh'
 	step "A/B boot chain (U-Boot boot counting in QEMU virt, RAUC bundle signatures)" bash -c 'build/update/uboot-test.sh && build/update/rauc-test.sh'
 	step "arm64 test suite (qemu-user)" build/test-arm64.sh
 	step "SD image + QEMU boot test" build/ci-image.sh

@@ -19,6 +19,7 @@ import (
 	"possync/appliance/engine"
 	"possync/appliance/httpapi"
 	"possync/appliance/tlscert"
+	"possync/appliance/update"
 	"possync/storage"
 )
 
@@ -57,6 +58,9 @@ type Options struct {
 	MaxTerminals     int
 	// Addr is the plain HTTP listen address; "" = Host:0.
 	Addr string
+	// Admin and UpdateState are passed to httpapi.Options (nil = off).
+	Admin       *httpapi.Admin
+	UpdateState func() update.State
 }
 
 // Server is a running possync server: real Badger on disk, real fasthttp
@@ -155,6 +159,8 @@ func open(opts Options) (*Server, error) {
 		MaxConns:          opts.MaxConns,
 		MaxPollsPerClient: opts.MaxPollsPerClient,
 		OnlineWindow:      opts.OnlineWindow,
+		Admin:             opts.Admin,
+		UpdateState:       opts.UpdateState,
 		Storage: func() httpapi.StorageInfo {
 			st, err := store.Stats()
 			if err != nil {

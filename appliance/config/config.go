@@ -29,6 +29,8 @@ type Config struct {
 	Discovery Discovery `toml:"discovery"`
 	Security  Security  `toml:"security"`
 	TLS       TLS       `toml:"tls"`
+	Admin     Admin     `toml:"admin"`
+	Update    Update    `toml:"update"`
 }
 
 // HTTP configures the JSON-RPC and long-poll listener.
@@ -148,7 +150,9 @@ func Default() Config {
 			MaxTerminals:      1024,
 			MaxPollsPerClient: 32,
 		},
-		TLS: DefaultTLS(),
+		TLS:    DefaultTLS(),
+		Admin:  DefaultAdmin(),
+		Update: DefaultUpdate(),
 	}
 }
 

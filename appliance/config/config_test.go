@@ -149,3 +149,56 @@ func unwrapAll(err error) error {
 		err = next
 	}
 }
+
+func TestAdminAndUpdate(t *testing.T) {
+	for _, tc := range []struct {
+		name, toml string
+		want       []string // substrings of the error; none = valid
+	}{
+		{"token ok", "[admin]\ntoken = \"0123456789abcdef\"\n", nil},
+		{"short token", "[admin]\ntoken = \"secret\"\n", []string{"admin.token", "at least 16 bytes"}},
+		{"both", "[admin]\ntoken = \"0123456789abcdef\"\ntoken_file = \"/etc/possync/admin.token\"\n", []string{"not both"}},
+		{"relative file", "[admin]\ntoken_file = \"admin.token\"\n", []string{"admin.token_file", "absolute"}},
+		{"bundle size", "[admin]\nmax_bundle_mib = 0\n", []string{"admin.max_bundle_mib"}},
+		{"healthy_within", "[update]\nhealthy_within = \"1s\"\n", []string{"update.healthy_within"}},
+		{"reboot", "[update]\nreboot_command = []\n", []string{"update.reboot_command"}},
+	} {
+		_, err := Parse(strings.NewReader(tc.toml), tc.name)
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v lacks %q", tc.name, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error shows the token: %v", tc.name, err)
+		}
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	if tok, err := (Admin{}).LoadToken(); tok != nil || err != nil {
+		t.Fatalf("off: %q %v", tok, err)
+	}
+	f := t.TempDir() + "/admin.token"
+	os.WriteFile(f, []byte("  0123456789abcdef0123\n"), 0o600)
+	if tok, err := (Admin{TokenFile: f}).LoadToken(); string(tok) != "0123456789abcdef0123" || err != nil {
+		t.Fatalf("file: %q %v", tok, err)
+	}
+	os.WriteFile(f, []byte("short\n"), 0o600)
+	if _, err := (Admin{TokenFile: f}).LoadToken(); err == nil || !strings.Contains(err.Error(), "at least 16 bytes") {
+		t.Fatalf("short file: %v", err)
+	}
+	if _, err := (Admin{TokenFile: f + ".missing"}).LoadToken(); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}

@@ -134,6 +134,8 @@ func (c *Config) Validate() error {
 	}
 
 	errs = append(errs, c.TLS.validate(c.HTTP.Listen)...)
+	errs = append(errs, c.Admin.validate()...)
+	errs = append(errs, c.Update.validate()...)
 
 	if len(errs) > 0 {
 		return errs

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -331,6 +332,25 @@ func (e *Engine) Health(d time.Duration) error {
 	case <-time.After(d):
 		return fmt.Errorf("engine stalled: locks not free within %v", d)
 	}
+}
+
+// ProbeWrite commits a small record of the store's own (not an order,
+// session or notification) and returns nil once it is durable: the proof
+// that writes land, for GET /healthz?write=1. A store that cannot probe
+// answers an error saying so.
+func (e *Engine) ProbeWrite(ctx context.Context) error {
+	if e.closed.Load() {
+		return appliance.ErrClosed
+	}
+	p, ok := e.store.(appliance.WriteProber)
+	if !ok {
+		return errors.New("the store cannot probe writes")
+	}
+	if err := p.ProbeWrite(ctx); err != nil {
+		e.storeFailed("health write probe", err)
+		return err
+	}
+	return nil
 }
 
 // StoreHealth reports a condition under which the store cannot take writes

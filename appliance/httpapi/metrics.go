@@ -25,11 +25,12 @@ const (
 	routeMetrics
 	routeHealth
 	routePreflight
+	routeAdminUpdate
 	routeOther
 	nRoutes
 )
 
-var routeNames = [nRoutes]string{"update", "ping", "poll", "status_page", "status_json", "metrics", "healthz", "preflight", "other"}
+var routeNames = [nRoutes]string{"update", "ping", "poll", "status_page", "status_json", "metrics", "healthz", "preflight", "admin_update", "other"}
 
 const (
 	outcomeOK      = iota // answered with a result
@@ -51,7 +52,7 @@ const (
 
 var (
 	rpcCodes = []string{appliance.EINVALID, appliance.ENOTFOUND, appliance.EUNAVAILABLE, appliance.EINTERNAL, appliance.EFORBIDDEN, appliance.ELIMIT}
-	rules    = []string{ruleInvalid, ruleNoRoute, ruleMethod, ruleTooLarge, ruleUnread, ruleNetwork, ruleOrigin, ruleDatabase, ruleLimit}
+	rules    = []string{ruleInvalid, ruleNoRoute, ruleMethod, ruleTooLarge, ruleUnread, ruleNetwork, ruleOrigin, ruleDatabase, ruleLimit, ruleToken}
 
 	// Histogram buckets in seconds: a commit is an fsync on an SD card
 	// (about 1 ms to a few hundred); a publish reaches a waiting poll in
@@ -92,6 +93,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	m.commitErr = set.NewCounter("possync_commit_errors_total")
 	m.deliver = set.NewPrometheusHistogramExt("possync_publish_to_answer_seconds", deliverBuckets)
 	set.RegisterMetricsWriter(s.writeStateMetrics)
+	set.RegisterMetricsWriter(s.writeUpdateMetrics)
 	return m
 }
 

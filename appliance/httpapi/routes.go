@@ -76,6 +76,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.caCert(ctx)
 	case path == pathBackup:
 		s.backup(ctx)
+	case path == pathAdminUpdate:
+		s.admin(ctx)
 	default:
 		s.writeError(ctx, nil, appliance.Errorf(appliance.ENOTFOUND, "no route %s %s (possync serves %s, %s and %s)", method, path, pathUpdate, pathPoll, pathPing))
 	}

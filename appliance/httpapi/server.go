@@ -18,6 +18,7 @@ import (
 
 	"possync/appliance"
 	"possync/appliance/engine"
+	"possync/appliance/update"
 )
 
 // Options configures a Server. Zero values take the defaults noted.
@@ -81,6 +82,11 @@ type Options struct {
 	// OnlineWindow is how long a terminal counts as online after its last
 	// poll ended (default engine.OnlineWindow; tests shorten it).
 	OnlineWindow time.Duration
+	// Admin is the admin endpoint (POST /possync/admin/update); nil = off.
+	Admin *Admin
+	// UpdateState reports the A/B slots and the last update attempt for
+	// the status page and /metrics; nil = not shown.
+	UpdateState func() update.State
 }
 
 // Server is the HTTP front of an engine.
@@ -140,6 +146,14 @@ func New(eng *engine.Engine, opts Options) *Server {
 	if opts.TLSAddr == "" {
 		opts.TLSAddr = ":8443"
 	}
+	if a := opts.Admin; a != nil {
+		c := *a // never write the caller's
+		if c.MaxBundleBytes <= 0 {
+			c.MaxBundleBytes = 512 << 20
+		}
+		def(&c.UploadTimeout, 30*time.Minute)
+		opts.Admin = &c
+	}
 	s := &Server{eng: eng, opts: opts, log: opts.Logger.With("component", "http"), limits: newRateLog(time.Minute),
 		access: newAccess(opts.AllowedNetworks, opts.AllowedOrigins)}
 	s.metrics = newServerMetrics(s)
@@ -172,14 +186,20 @@ func New(eng *engine.Engine, opts Options) *Server {
 		// then gives the body the longer ReadTimeout. A parked poll reads
 		// nothing, so neither cuts it.
 		ReadTimeout: opts.HeaderTimeout,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if c, ok := s.adminBodyConfig(h); ok {
+				return c
+			}
 			return fasthttp.RequestConfig{ReadTimeout: opts.ReadTimeout}
 		},
-		WriteTimeout:      opts.WriteTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		ReduceMemoryUsage: true,
-		CloseOnShutdown:   true,
-		Logger:            fasthttpLogger{s.log},
+		// possync takes no forms: a multipart body is never parsed (and
+		// never spooled to temporary files) before a handler sees it.
+		DisablePreParseMultipartForm: true,
+		WriteTimeout:                 opts.WriteTimeout,
+		IdleTimeout:                  opts.IdleTimeout,
+		ReduceMemoryUsage:            true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{s.log},
 	}
 	return s
 }
@@ -383,8 +403,12 @@ func (s *Server) handleCounted(ctx *fasthttp.RequestCtx) {
 	case code == appliance.EINVALID:
 		outcome = outcomeRefused
 		s.metrics.refuse(ruleInvalid)
-	case status == fasthttp.StatusForbidden && ctx.UserValue(ruleKey) != nil:
-		outcome = outcomeRefused // counted and recorded by forbid
+	case ctx.UserValue(ruleKey) != nil:
+		outcome = outcomeRefused // counted and recorded by forbid or tokenOK
+	case route == routeAdminUpdate && status >= 500 && status != fasthttp.StatusInsufficientStorage:
+		outcome = outcomeFailed
+	case route == routeAdminUpdate && status >= 400:
+		outcome = outcomeRefused
 	case code == appliance.EFORBIDDEN:
 		outcome = outcomeRefused
 		s.metrics.refuse(ruleDatabase)
@@ -417,6 +441,8 @@ func routeOf(ctx *fasthttp.RequestCtx) int {
 		return routeMetrics
 	case "/healthz":
 		return routeHealth
+	case pathAdminUpdate:
+		return routeAdminUpdate
 	}
 	return routeOther
 }

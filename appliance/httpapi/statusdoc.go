@@ -48,6 +48,7 @@ type statusDoc struct {
 	AllowedDatabases    []string          `json:"allowed_databases"` // security.allowed_databases; null = any
 	Limits              limitsDoc         `json:"limits"`
 	Info                map[string]string `json:"info"`
+	Updates             *updatesDoc       `json:"updates"` // null when the server reports none
 }
 
 type diskDoc struct {
@@ -136,6 +137,7 @@ func (s *Server) buildStatus(host string) statusDoc {
 	lim := s.eng.Limits()
 	d.Limits = limitsDoc{Databases: lim.Databases, MaxDatabases: lim.MaxDatabases, MultiSessions: lim.MultiSessions,
 		MaxMultiSessions: lim.MaxMultiSessions, Terminals: lim.Terminals, MaxTerminals: lim.MaxTerminals}
+	d.Updates = s.updates()
 	d.Databases = s.eng.Databases()
 	d.AllowedDatabases = s.eng.AllowedDatabases()
 	if s.opts.Storage != nil {

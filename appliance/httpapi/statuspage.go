@@ -29,6 +29,8 @@ var (
 		"state":    fmtState,
 		"lastPoll": fmtLastPoll,
 		"glance":   fmtGlance,
+		"slot":     fmtSlot,
+		"attempt":  fmtAttempt,
 	}).Parse(statusHTML))
 )
 

@@ -23,6 +23,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	if _, err := cfg.Admin.LoadToken(); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("config %s: %w", *path, err)}
+	}
 	if err := checkTLS(cfg); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("config %s: %w", *path, err)}
 	}

@@ -27,6 +27,15 @@ Usage:
   possync backup [-url http://127.0.0.1:8079] -o FILE
                                    write an online backup of the running server's store
   possync restore FILE -data DIR   restore a backup into an empty data directory
+  possync update -box URL [-token-file FILE] BUNDLE
+                                   upload an update bundle to a box's admin endpoint
+  possync install-bundle [-config FILE] FILE
+                                   (root, on the box) check and install a bundle, then reboot
+  possync install-pending [-config FILE] [-mount DEV]
+                                   (root) install bundles waiting in update.dir/incoming, on the
+                                   card's FAT partition or on a USB stick
+  possync boot-check [-config FILE]
+                                   (root) after boot: mark the slot good once possync is healthy
   possync version                  print version, commit, Go version, OS/arch
 `
 
@@ -55,6 +64,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDiscover(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], stdout, stderr)
+	case "update":
+		return runUpdate(ctx, args[1:], stdout, stderr)
+	case "install-bundle":
+		return runInstallBundle(ctx, args[1:], stdout, stderr)
+	case "install-pending":
+		return runInstallPending(ctx, args[1:], stdout, stderr)
+	case "boot-check":
+		return runBootCheck(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, appliance.VersionString())
 		return nil

@@ -110,6 +110,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	admin, err := adminEndpoint(cfg, logger)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	format := strconv.Itoa(store.Format()) // docs/the-box.md "Versions of the data"
 	srv := httpapi.New(eng, httpapi.Options{
 		Addr:         cfg.HTTP.Listen,
@@ -134,6 +138,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		TLSAddr:           cfg.TLS.Listen,
 		TLSConfig:         btls.tlsConfig(),
 		CACert:            btls.caPEM,
+		Admin:             admin,
+		UpdateState:       updateState(cfg.Update.Dir),
 	})
 	if err := srv.Open(); err != nil {
 		return err

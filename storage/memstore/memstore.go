@@ -183,3 +183,13 @@ func cloneBroadcast(b appliance.Broadcast) appliance.Broadcast {
 	b.Targets = slices.Clone(b.Targets)
 	return b
 }
+
+// ProbeWrite commits nothing (the store is memory) and reports whether
+// the store is open.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if err := s.lock("probe write"); err != nil {
+		return err
+	}
+	s.mu.Unlock()
+	return ctx.Err()
+}

@@ -17,6 +17,16 @@
     if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor(s % 3600 / 60) + ' min';
     return Math.floor(s / 86400) + ' d ' + Math.floor(s % 86400 / 3600) + ' h';
   }
+  // slot and attempt mirror fmtSlot and fmtAttempt in statusupdate.go.
+  function slot(o) {
+    if (!o) return 'not known yet';
+    return o.slot + ': ' + (o.version || 'version not known') + ' (' + o.boot_status + ')';
+  }
+  function attempt(a) {
+    if (!a) return 'none';
+    return (a.version || 'a bundle') + ' \u2192 slot ' + a.slot + ': ' + a.result + ', ' + age(a.age_seconds) + ' ago (from ' + a.source + ')' +
+      (a.reason ? ' \u2014 ' + a.reason : '');
+  }
   function ago(s) { return s === null ? 'never since start' : age(s) + ' ago'; }
   function bytes(n) {
     var u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'], i = 0;
@@ -84,6 +94,12 @@
     }
     $('warnings').innerHTML = w;
     $('uptime').textContent = age(d.uptime_seconds);
+    var u = d.updates;
+    if (u && u.available && $('upd-last')) {
+      $('upd-running').textContent = u.running_slot + ' (' + u.running_version + ')';
+      $('upd-other').textContent = slot(u.other_slot);
+      $('upd-last').textContent = attempt(u.last_attempt);
+    }
     if (d.disk && $('free')) {
       $('free').textContent = bytes(d.disk.data_free_bytes) + ' of ' + bytes(d.disk.data_total_bytes);
       $('store').textContent = bytes(d.disk.store_bytes);

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"possync/appliance"
+	"possync/appliance/config"
+	"possync/appliance/httpapi"
+	upd "possync/appliance/update"
+)
+
+// uploadKeepFree is the space an upload leaves free on the data partition,
+// which the store shares: the store's automatic reserve is at most 128 MiB.
+const uploadKeepFree = 128 << 20
+
+// adminEndpoint builds the admin endpoint from [admin] and [update]; nil
+// (off) without a token.
+func adminEndpoint(cfg config.Config, logger *slog.Logger) (*httpapi.Admin, error) {
+	tok, err := cfg.Admin.LoadToken()
+	if err != nil || tok == nil {
+		return nil, err
+	}
+	keep := uint64(uploadKeepFree)
+	if r := uint64(cfg.Storage.ReserveMiB) << 20; r > keep {
+		keep = r
+	}
+	maxBytes := int64(cfg.Admin.MaxBundleMiB) << 20
+	logger.Info("admin endpoint on", "path", "/possync/admin/update", "update_dir", cfg.Update.Dir, "max_bundle_mib", cfg.Admin.MaxBundleMiB)
+	return &httpapi.Admin{Token: tok, MaxBundleBytes: maxBytes, Updates: &upd.Receiver{
+		Dir: cfg.Update.Dir, MaxBytes: maxBytes, KeepFreeBytes: keep, Running: appliance.Version, Log: logger,
+		Rauc: upd.Rauc{Path: cfg.Update.Rauc, Keyring: cfg.Update.Keyring, Compatible: cfg.Update.Compatible},
+	}}, nil
+}
+
+// updateState reads the slots and the last attempt for the status page,
+// at most once a second.
+func updateState(dir string) func() upd.State {
+	var (
+		mu   sync.Mutex
+		last upd.State
+		at   time.Time
+	)
+	return func() upd.State {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) < time.Second {
+			return last
+		}
+		cmdline, _ := os.ReadFile("/proc/cmdline")
+		last, at = upd.ReadState(dir, string(cmdline)), time.Now()
+		return last
+	}
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	upd "possync/appliance/update"
+	"possync/appliance/update/updatetest"
+)
+
+const testToken = "0123456789abcdef-test-token"
+
+// adminChild runs `possync serve` in a child process with the admin
+// endpoint on, update.dir in a temp dir and the development keyring.
+func adminChild(t *testing.T) (*child, string) {
+	t.Helper()
+	updDir := t.TempDir()
+	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
+		testToken, updDir, updatetest.Keyring())})
+	return c, updDir
+}
+
+// runCmd runs possync's run with args and returns stdout, stderr and the
+// exit code main would use.
+func runCmd(t *testing.T, env map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	code := 0
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+		if ee.err != nil {
+			errb.WriteString(ee.err.Error())
+		}
+	case err != nil:
+		code = 1
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+// possync update against a real possync serve process: accepted bundle,
+// wrong token, bad bundle, a box without the endpoint, no box, no token.
+func TestUpdateClient(t *testing.T) {
+	updatetest.NeedRauc(t)
+	c, updDir := adminChild(t)
+	bundles := t.TempDir()
+	good := updatetest.Bundle(t, bundles, updatetest.Good, "9.9.9", 3_000_000)
+	tokFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokFile, []byte(testToken+"\n"), 0o600)
+
+	out, errs, code := runCmd(t, nil, "update", "-box", c.url, "-token-file", tokFile, good)
+	if code != 0 || !strings.Contains(out, "version 9.9.9") || !strings.Contains(out, "next: ") || !strings.Contains(errs, "uploading possync-9.9.9-good.raucb: 100%") {
+		t.Fatalf("good bundle: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(updDir, "incoming", "possync-9.9.9.raucb")); err != nil {
+		t.Fatalf("bundle not in incoming: %v", err)
+	}
+
+	_, errs, code = runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": "wrong-token-0123456789"}, "update", "-box", c.url, good)
+	if code != updExitToken || !strings.Contains(errs, "refused the token") {
+		t.Errorf("wrong token: exit %d: %s", code, errs)
+	}
+	unsigned := updatetest.Bundle(t, bundles, updatetest.Unsigned, "9.9.9", 100_000)
+	_, errs, code = runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": testToken}, "update", "-box", c.url, unsigned)
+	if code != updExitRefusedBundle || !strings.Contains(errs, "Signature size is 0") {
+		t.Errorf("unsigned: exit %d: %s", code, errs)
+	}
+	plain := startChild(t, t.TempDir())
+	_, errs, code = runCmd(t, nil, "update", "-box", plain.url, good)
+	if code != updExitNoEndpoint || !strings.Contains(errs, "admin endpoint is off") {
+		t.Errorf("box without a token: exit %d: %s", code, errs)
+	}
+	far := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[security]\nallowed_networks = [\"10.0.0.0/8\"]\n", testToken)})
+	_, errs, code = runCmd(t, nil, "update", "-box", far.url, good)
+	if code != updExitNetwork || !strings.Contains(errs, "not in security.allowed_networks") {
+		t.Errorf("address not allowed: exit %d: %s", code, errs)
+	}
+	_, errs, code = runCmd(t, nil, "update", "-box", "http://127.0.0.1:1", good)
+	if code != updExitUnreachable || !strings.Contains(errs, "cannot reach") {
+		t.Errorf("no box: exit %d: %s", code, errs)
+	}
+	t.Setenv("POSSYNC_ADMIN_TOKEN", "")
+	_, errs, code = runCmd(t, nil, "update", "-box", c.url, good)
+	if code != 2 || !strings.Contains(errs, "no admin token") {
+		t.Errorf("no token: exit %d: %s", code, errs)
+	}
+}
+
+// The root-side commands end to end on this machine, with the stand-in
+// for rauc's install/status/mark (updatetest.FakeRauc; the real ones run
+// in the QEMU update test) and the real rauc info: install-pending from a
+// "FAT partition", reboot command run, file renamed; boot-check against a
+// real possync serve's /healthz?write=1 marks the slot good.
+func TestRootCommands(t *testing.T) {
+	fake := updatetest.NewFakeRauc(t, "A", "")
+	c, updDir := adminChild(t)
+	fat := t.TempDir()
+	b := updatetest.Bundle(t, fat, updatetest.Good, "9.9.9", 100_000)
+	rebooted := filepath.Join(t.TempDir(), "rebooted")
+	flags := []string{"-dir", updDir, "-rauc", fake.Path, "-keyring", updatetest.Keyring(), "-reboot", "touch " + rebooted}
+
+	out, errs, code := runCmd(t, nil, append(append([]string{"install-pending"}, flags...), "-fat", fat)...)
+	if code != 0 || !strings.Contains(out, "installed 9.9.9 into slot B") {
+		t.Fatalf("install-pending: exit %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := os.Stat(rebooted); err != nil {
+		t.Fatal("reboot command not run")
+	}
+	if _, err := os.Stat(b + ".installed"); err != nil {
+		t.Fatalf("bundle not renamed: %v", err)
+	}
+
+	// The box "reboots" into B, running this binary as 9.9.9's stand-in.
+	fake.SetStatus(t, "B", "")
+	os.Remove(rebooted)
+	out, errs, code = runCmd(t, nil, append(append([]string{"boot-check"}, flags...), "-health-url", c.url+"/healthz?write=1", "-within", "20s")...)
+	if code != 0 || !strings.Contains(out, "marked good") {
+		t.Fatalf("boot-check: exit %d\n%s\n%s", code, out, errs)
+	}
+	as, _ := upd.ReadAttempts(updDir)
+	if a := as[len(as)-1]; a.Result != upd.ResultGood || a.Slot != "B" {
+		t.Fatalf("last attempt %+v", a)
+	}
+
+	// A bad bundle given to install-bundle: exit 3, renamed, no reboot.
+	bad := updatetest.Bundle(t, fat, updatetest.OtherCA, "9.9.10", 100_000)
+	_, errs, code = runCmd(t, nil, append(append([]string{"install-bundle"}, flags...), bad)...)
+	if code != rootExitRefused || !strings.Contains(errs, "signature verification failed") {
+		t.Fatalf("install-bundle bad: exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(rebooted); err == nil {
+		t.Fatal("rebooted after a refused bundle")
+	}
+}
+
+// check-config reads admin.token_file and refuses a short token.
+func TestCheckConfigAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "admin.token")
+	os.WriteFile(tok, []byte("tooshort\n"), 0o600)
+	cfg := filepath.Join(dir, "possync.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[admin]\ntoken_file = %q\n", tok)), 0o600)
+	_, errs, code := runCmd(t, nil, "check-config", "-config", cfg)
+	if code != 1 || !strings.Contains(errs, "at least 16 bytes, has 8") {
+		t.Fatalf("short token file: exit %d: %s", code, errs)
+	}
+	os.WriteFile(tok, []byte(testToken+"\n"), 0o600)
+	if out, errs, code := runCmd(t, nil, "check-config", "-config", cfg); code != 0 {
+		t.Fatalf("good token file: exit %d: %s %s", code, out, errs)
+	}
+}
+
+func TestHealthURL(t *testing.T) {
+	for listen, want := range map[string]string{
+		":8079":             "http://127.0.0.1:8079/healthz?write=1",
+		"0.0.0.0:8079":      "http://127.0.0.1:8079/healthz?write=1",
+		"[::]:8079":         "http://127.0.0.1:8079/healthz?write=1",
+		"192.168.1.50:9000": "http://192.168.1.50:9000/healthz?write=1",
+		"[fd00::5]:8079":    "http://[fd00::5]:8079/healthz?write=1",
+		"localhost:8079":    "http://127.0.0.1:8079/healthz?write=1",
+	} {
+		if got, err := healthURL(listen); err != nil || got != want {
+			t.Errorf("healthURL(%q) = %q, %v; want %q", listen, got, err, want)
+		}
+	}
+}
