@@ -198,7 +198,22 @@ func TestLoadToken(t *testing.T) {
 	if _, err := (Admin{TokenFile: f}).LoadToken(); err == nil || !strings.Contains(err.Error(), "at least 16 bytes") {
 		t.Fatalf("short file: %v", err)
 	}
-	if _, err := (Admin{TokenFile: f + ".missing"}).LoadToken(); err == nil {
-		t.Fatal("missing file accepted")
+	// A missing file leaves the endpoint off (the image names a file on
+	// the FAT partition that may not be there).
+	if tok, err := (Admin{TokenFile: f + ".missing"}).LoadToken(); tok != nil || err != nil {
+		t.Fatalf("missing file: %q %v, want off", tok, err)
+	}
+	if !(Admin{TokenFile: f + ".missing"}).TokenFileMissing() || (Admin{TokenFile: f}).TokenFileMissing() {
+		t.Fatal("TokenFileMissing wrong")
+	}
+	// A file that exists but cannot be read is an error, not "off".
+	if os.Getuid() != 0 {
+		os.Chmod(f, 0)
+		if _, err := (Admin{TokenFile: f}).LoadToken(); err == nil {
+			t.Fatal("unreadable file accepted")
+		}
+	}
+	if _, err := (Admin{TokenFile: t.TempDir()}).LoadToken(); err == nil {
+		t.Fatal("a directory as token file accepted")
 	}
 }

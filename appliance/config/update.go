@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,12 +100,19 @@ func (u Update) validate() Errors {
 }
 
 // LoadToken returns the admin token from admin.token or admin.token_file
-// (white space trimmed), or nil when the endpoint is off. A file that
-// cannot be read or holds a token shorter than MinTokenBytes is an error.
+// (white space trimmed), or nil when the endpoint is off. A token_file that
+// does not exist leaves the endpoint off (the image names a file on the
+// card's FAT partition, which the shop's integrator may or may not put
+// there: docs/update.md "Ways in"); TokenFileMissing tells the caller so.
+// A file that exists but cannot be read, or holds a token shorter than
+// MinTokenBytes, is an error.
 func (a Admin) LoadToken() ([]byte, error) {
 	tok := a.Token
 	if a.TokenFile != "" {
 		b, err := os.ReadFile(a.TokenFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("admin.token_file: %w", err)
 		}
@@ -117,6 +126,16 @@ func (a Admin) LoadToken() ([]byte, error) {
 		return nil, fmt.Errorf("admin token (%s) must be at least %d bytes, has %d", cmpOr(a.TokenFile, "admin.token"), MinTokenBytes, len(tok))
 	}
 	return []byte(tok), nil
+}
+
+// TokenFileMissing reports whether admin.token_file is set but the file
+// does not exist, which leaves the endpoint off.
+func (a Admin) TokenFileMissing() bool {
+	if a.TokenFile == "" {
+		return false
+	}
+	_, err := os.Stat(a.TokenFile)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 func cmpOr(a, b string) string {

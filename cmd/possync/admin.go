@@ -21,6 +21,9 @@ const uploadKeepFree = 128 << 20
 func adminEndpoint(cfg config.Config, logger *slog.Logger) (*httpapi.Admin, error) {
 	tok, err := cfg.Admin.LoadToken()
 	if err != nil || tok == nil {
+		if err == nil && cfg.Admin.TokenFileMissing() {
+			logger.Info("admin endpoint off: admin.token_file does not exist", "token_file", cfg.Admin.TokenFile)
+		}
 		return nil, err
 	}
 	keep := uint64(uploadKeepFree)

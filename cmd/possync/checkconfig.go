@@ -26,6 +26,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if _, err := cfg.Admin.LoadToken(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("config %s: %w", *path, err)}
 	}
+	if cfg.Admin.TokenFileMissing() {
+		fmt.Fprintf(stderr, "%s: note: admin.token_file %s does not exist: the admin endpoint is off\n", *path, cfg.Admin.TokenFile)
+	}
 	if err := checkTLS(cfg); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("config %s: %w", *path, err)}
 	}

@@ -160,6 +160,12 @@ func TestCheckConfigAdminToken(t *testing.T) {
 	if out, errs, code := runCmd(t, nil, "check-config", "-config", cfg); code != 0 {
 		t.Fatalf("good token file: exit %d: %s %s", code, out, errs)
 	}
+	// The image names a file on the FAT partition that may not be there:
+	// the endpoint is off, check-config passes and says so.
+	os.Remove(tok)
+	if out, errs, code := runCmd(t, nil, "check-config", "-config", cfg); code != 0 || !strings.Contains(errs, "does not exist: the admin endpoint is off") {
+		t.Fatalf("missing token file: exit %d: %s %s", code, out, errs)
+	}
 }
 
 func TestHealthURL(t *testing.T) {
