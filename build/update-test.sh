@@ -101,7 +101,7 @@ if (($# == 0)); then
 	v2_bundle=$work/v2/possync-$v2-arm64.raucb
 	timed "build V2 bundle" "$t"
 	t=$SECONDS
-	OUT_DIR=$work/v3 VERSION=$v3 BUNDLE_ONLY=1 POSSYNC_IMAGE_OVERLAY=build/update/test-broken build/image.sh
+	OUT_DIR=$work/v3 VERSION=$v3 BUNDLE_ONLY=1 POSSYNC_IMAGE_OVERLAY=build/update/test-broken/rootfs build/image.sh
 	v3_bundle=$work/v3/possync-$v3-arm64.raucb
 	timed "build V3 bundle" "$t"
 fi
