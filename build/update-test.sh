@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # build/update-test.sh — the in-place update of issue 11, end to end, in QEMU.
 #
-#   build/update-test.sh                          builds V1 (image), V2 and V3 (bundles), then tests
-#   build/update-test.sh V1.img[.xz] V2.raucb V3.raucb   tests given artefacts
+#   build/update-test.sh                        builds V1 (image), V2 and V3 (bundles), then tests
+#   build/update-test.sh V1.img.xz              V1 given (CI: the image ci-image.sh built)
+#   build/update-test.sh V1.img.xz V2.raucb V3.raucb   tests given artefacts
 #
 # V1 is an SD-card image, V2 a good bundle of a newer version, V3 a
 # deliberately broken bundle (build/update/test-broken: possync.service never
@@ -81,29 +82,28 @@ timed() { # NAME START
 
 # ---- 0. Artefacts.
 base=$(build/build.sh --print-version)
-if (($# == 3)); then
-	v1_image=$1 v2_bundle=$2 v3_bundle=$3
-	for f in "$@"; do [[ -f $f ]] || fail "no such file: $f"; done
-else
-	(($# == 0)) || fail "usage: build/update-test.sh [V1.img[.xz] V2.raucb V3.raucb]"
+v1_image=${1:-}
+v2_bundle=${2:-}
+v3_bundle=${3:-}
+(($# == 0 || $# == 1 || $# == 3)) || fail "usage: build/update-test.sh [V1.img[.xz] [V2.raucb V3.raucb]]"
+for f in "$@"; do [[ -f $f ]] || fail "no such file: $f"; done
+if [[ -z $v1_image ]]; then
 	t=$SECONDS
 	OUT_DIR=$work/v1 VERSION=$base build/image.sh
 	v1_image=$work/v1/possync-$base-arm64.img.xz
 	timed "build V1 image" "$t"
 fi
-# V1's version is the one its status page shows; V2 and V3 are built from
-# this tree with other version strings, so the test sees which one runs.
-v2=$base-u2
-v3=$base-u3-broken
-if (($# == 0)); then
+# V2 and V3 are built from this tree with other version strings, so the
+# test sees which one runs (the status page's version).
+if [[ -z $v2_bundle ]]; then
 	t=$SECONDS
-	OUT_DIR=$work/v2 VERSION=$v2 BUNDLE_ONLY=1 build/image.sh
-	v2_bundle=$work/v2/possync-$v2-arm64.raucb
+	OUT_DIR=$work/v2 VERSION=$base-u2 BUNDLE_ONLY=1 build/image.sh
+	v2_bundle=$work/v2/possync-$base-u2-arm64.raucb
 	timed "build V2 bundle" "$t"
 	t=$SECONDS
-	OUT_DIR=$work/v3 VERSION=$v3 BUNDLE_ONLY=1 POSSYNC_IMAGE_OVERLAY=build/update/test-broken/rootfs build/image.sh
-	v3_bundle=$work/v3/possync-$v3-arm64.raucb
-	timed "build V3 bundle" "$t"
+	OUT_DIR=$work/v3 VERSION=$base-u3-broken BUNDLE_ONLY=1 POSSYNC_IMAGE_OVERLAY=build/update/test-broken/rootfs build/image.sh
+	v3_bundle=$work/v3/possync-$base-u3-broken-arm64.raucb
+	timed "build V3 bundle (broken)" "$t"
 fi
 bundle_version() { rauc info --no-verify --output-format=json "$1" 2>/dev/null | jq -r '.version'; }
 v1=$(sed -nE 's/^possync-(.*)-arm64\.img(\.xz)?$/\1/p' <<<"$(basename "$v1_image")")
