@@ -227,7 +227,7 @@ check_orders() { # STEP
 	[[ -z $missing ]] || fail "$1: orders lost: $(tr '\n' ' ' <<<"$missing")"
 	log "$1: all ${#orders_written[@]} orders there"
 }
-last_attempt() { status_json | jq -c '.update.last_attempt // empty'; }
+last_attempt() { status_json | jq -c '.updates.last_attempt // empty'; }
 
 # ---- 1. V1 boots; orders.
 t=$SECONDS
