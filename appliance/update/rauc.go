@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -116,6 +117,11 @@ func reasonOf(out string) string {
 // by another CA, truncated, tampered with or for another compatible.
 // A verity bundle's payload is checked block by block during Install.
 func (r Rauc) Info(ctx context.Context, bundle string) (BundleInfo, error) {
+	if err := r.CheckKeyring(); err != nil {
+		// rauc would say "failed to load CA file", which reads like the
+		// bundle's fault: the bundle must not be renamed .refused for it.
+		return BundleInfo{}, err
+	}
 	out, err := r.run(ctx, "info", "--keyring="+r.keyring(), "--output-format=json", bundle)
 	var re *raucError
 	if errors.As(err, &re) {
@@ -135,6 +141,20 @@ func (r Rauc) Info(ctx context.Context, bundle string) (BundleInfo, error) {
 		return bi, &RefusedError{Bundle: bundle, Reason: "bundle manifest names no version"}
 	}
 	return bi, nil
+}
+
+// CheckKeyring reports whether the keyring can be read: without it every
+// bundle would be refused, by no fault of the bundle's.
+func (r Rauc) CheckKeyring() error {
+	f, err := os.Open(r.keyring())
+	if err != nil {
+		return fmt.Errorf("update.keyring: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("update.keyring: %s is not a file", r.keyring())
+	}
+	return nil
 }
 
 // Install runs `rauc install bundle`: it writes the other slot and marks

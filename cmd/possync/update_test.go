@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"possync/appliance/config"
 	upd "possync/appliance/update"
 	"possync/appliance/update/updatetest"
 )
@@ -180,5 +182,29 @@ func TestHealthURL(t *testing.T) {
 		if got, err := healthURL(listen); err != nil || got != want {
 			t.Errorf("healthURL(%q) = %q, %v; want %q", listen, got, err, want)
 		}
+	}
+}
+
+// A part file left by a possync killed mid-upload is deleted when possync
+// starts with the admin endpoint on, not only at the next upload: it holds
+// up to admin.max_bundle_mib of the partition the store needs.
+func TestServeRemovesStaleParts(t *testing.T) {
+	cfg := config.Default()
+	cfg.Admin.Token = testToken
+	cfg.Update.Dir = t.TempDir()
+	in := filepath.Join(cfg.Update.Dir, "incoming")
+	part := filepath.Join(in, "upload-1.raucb.part")
+	if err := os.MkdirAll(in, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(part, make([]byte, 4096), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := adminEndpoint(cfg, slog.New(slog.DiscardHandler))
+	if err != nil || admin == nil {
+		t.Fatalf("adminEndpoint = %v, %v", admin, err)
+	}
+	if _, err := os.Stat(part); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale part file still there: %v", err)
 	}
 }
