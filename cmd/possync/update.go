@@ -44,8 +44,9 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, updateUsage)
 		return &exitError{code: 2}
 	}
-	token := os.Getenv("POSSYNC_ADMIN_TOKEN")
+	token, from := os.Getenv("POSSYNC_ADMIN_TOKEN"), "POSSYNC_ADMIN_TOKEN"
 	if *tokenFile != "" {
+		from = *tokenFile
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("update: token file: %w", err)}
@@ -55,6 +56,9 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	token = strings.TrimSpace(token)
 	if token == "" {
 		return &exitError{code: 2, err: errors.New("update: no admin token: pass -token-file FILE or set POSSYNC_ADMIN_TOKEN")}
+	}
+	if i := strings.IndexFunc(token, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("update: the admin token in %s has a line break or control character at byte %d: it must be one line (the box's token file as is)", from, i)}
 	}
 	bundle := fs.Arg(0)
 	f, err := os.Open(bundle)

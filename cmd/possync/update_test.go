@@ -208,3 +208,19 @@ func TestServeRemovesStaleParts(t *testing.T) {
 		t.Fatalf("stale part file still there: %v", err)
 	}
 }
+
+// A token file with two lines or a control character cannot be sent in a
+// header: that is a usage error naming the file (exit 2), not "cannot
+// reach the box" (exit 4, what Go's HTTP client made of it).
+func TestUpdateTokenUnsendable(t *testing.T) {
+	bundle := filepath.Join(t.TempDir(), "b.raucb")
+	os.WriteFile(bundle, []byte("x"), 0o644)
+	tokFile := filepath.Join(t.TempDir(), "token")
+	for _, tok := range []string{"first-line-0123456789\nsecond-line", "0123456789\x00abcdef0123"} {
+		os.WriteFile(tokFile, []byte(tok+"\n"), 0o600)
+		_, errs, code := runCmd(t, nil, "update", "-box", "http://127.0.0.1:1", "-token-file", tokFile, bundle)
+		if code != 2 || !strings.Contains(errs, tokFile) {
+			t.Errorf("token %q: exit %d: %s", tok, code, errs)
+		}
+	}
+}
