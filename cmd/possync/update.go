@@ -53,7 +53,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		token = string(b)
 	}
-	token = strings.TrimSpace(token)
+	token = strings.TrimSpace(strings.TrimPrefix(token, "\ufeff")) // a file saved by Notepad: byte order mark, CRLF
 	if token == "" {
 		return &exitError{code: 2, err: errors.New("update: no admin token: pass -token-file FILE or set POSSYNC_ADMIN_TOKEN")}
 	}

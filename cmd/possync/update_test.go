@@ -70,6 +70,13 @@ func TestUpdateClient(t *testing.T) {
 		t.Fatalf("bundle not in incoming: %v", err)
 	}
 
+	// The same token file as the box's, copied from its FAT partition
+	// after Notepad saved it (byte order mark, CRLF).
+	os.WriteFile(tokFile, []byte("\ufeff"+testToken+"\r\n"), 0o600)
+	if out, errs, code := runCmd(t, nil, "update", "-box", c.url, "-token-file", tokFile, good); code != 0 {
+		t.Fatalf("token file with BOM and CRLF: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+
 	_, errs, code = runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": "wrong-token-0123456789"}, "update", "-box", c.url, good)
 	if code != updExitToken || !strings.Contains(errs, "refused the token") {
 		t.Errorf("wrong token: exit %d: %s", code, errs)
