@@ -74,8 +74,12 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 		return Outcome{}, err
 	}
 	defer unlock()
-	if _, err := os.Stat(file); err != nil {
+	if fi, err := os.Lstat(file); err != nil {
 		return Outcome{}, fmt.Errorf("bundle: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		// incoming/ belongs to the possync user: root follows no link
+		// there (to install, chown or chmod what it points to).
+		return Outcome{}, fmt.Errorf("bundle %s is not a regular file (%s): not installed; give the bundle itself", file, fi.Mode().Type())
 	}
 	st, err := in.Rauc.Status(ctx)
 	if err != nil {
@@ -102,11 +106,18 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 		return Outcome{}, fmt.Errorf("rename bundle before installing: %w", err)
 	}
 	if os.Geteuid() == 0 {
-		// An upload is owned by possync: take it, so nobody but root can
-		// change it between the checks and rauc reading it (RAUC asks the
-		// same of plain bundles). FAT has no owners: errors are ignored.
-		_ = os.Chown(working, 0, 0)
-		_ = os.Chmod(working, 0o644)
+		// An upload is owned by possync: take it (RAUC asks the same of
+		// plain bundles), through a descriptor that is not a link: the
+		// entry may have been swapped since the Lstat. rauc install
+		// verifies the signature again itself. FAT has no owners: errors
+		// are ignored.
+		if f, err := os.OpenFile(working, os.O_RDONLY|syscall.O_NOFOLLOW, 0); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				_ = f.Chown(0, 0)
+				_ = f.Chmod(0o644)
+			}
+			f.Close()
+		}
 	}
 	rec.Result = ResultInstalling
 	if err := AppendAttempt(in.Dir, rec); err != nil {
@@ -203,7 +214,7 @@ func PendingIn(dir string) []string {
 	}
 	var out []fm
 	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() { // no links: see InstallBundle
 			out = append(out, fm{f, fi.ModTime()})
 		}
 	}

@@ -1,0 +1,50 @@
+package update_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"possync/appliance/update"
+	"possync/appliance/update/updatetest"
+)
+
+// incoming/ belongs to the possync user; install-pending runs as root. A
+// symlink there (possync compromised) must not make root install, chown
+// or chmod what it points to: it is not pending, and install-bundle
+// refuses it without touching the target.
+func TestInstallIgnoresSymlinks(t *testing.T) {
+	fake := updatetest.NewFakeRauc(t, "A", "")
+	in := newInstaller(t, fake)
+	elsewhere := t.TempDir()
+	target := updatetest.Bundle(t, elsewhere, updatetest.Good, "2.0.0", 20_000)
+	if err := os.Chmod(target, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	incoming := filepath.Join(in.Dir, "incoming")
+	os.MkdirAll(incoming, 0o750)
+	link := filepath.Join(incoming, "possync-2.0.0.raucb")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if got := update.PendingIn(incoming); len(got) != 0 {
+		t.Errorf("PendingIn lists a symlink: %v", got)
+	}
+	out, err := in.InstallBundle(context.Background(), link, update.SourceUpload)
+	if err == nil || out.Installed {
+		t.Fatalf("InstallBundle(symlink) = %+v, %v; want an error", out, err)
+	}
+	t.Log(err)
+	if len(fake.Calls()) != 0 {
+		t.Errorf("rauc called: %v", fake.Calls())
+	}
+	fi, err := os.Stat(target)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("target changed: %v %v", fi.Mode(), err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); os.Geteuid() == 0 && st.Uid != uint32(os.Geteuid()) {
+		t.Errorf("target owner changed to %d", st.Uid)
+	}
+}
