@@ -231,3 +231,19 @@ func TestUpdateTokenUnsendable(t *testing.T) {
 		}
 	}
 }
+
+// A box whose update.keyring is missing cannot take any bundle: the
+// client learns it from the check before the upload (nothing is sent),
+// and is told it is the box, not the bundle (exit 1, not 7).
+func TestUpdateBoxWithoutKeyring(t *testing.T) {
+	updatetest.NeedRauc(t)
+	missing := filepath.Join(t.TempDir(), "keyring.pem")
+	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
+		testToken, t.TempDir(), missing)})
+	good := updatetest.Bundle(t, t.TempDir(), updatetest.Good, "9.9.9", 100_000)
+	_, errs, code := runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": testToken}, "update", "-box", c.url, good)
+	if code != 1 || !strings.Contains(errs, missing) || strings.Contains(errs, "refused the bundle") || strings.Contains(errs, "uploading") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	t.Log(errs)
+}
