@@ -122,6 +122,7 @@ func (s *Server) adminRefusal(ctx *fasthttp.RequestCtx, err error, size int64) {
 	}
 	status := map[string]int{update.KindTooLarge: fasthttp.StatusRequestEntityTooLarge, update.KindDiskFull: fasthttp.StatusInsufficientStorage,
 		update.KindBusy: fasthttp.StatusConflict, update.KindShort: fasthttp.StatusBadRequest, update.KindRefused: fasthttp.StatusUnprocessableEntity,
+		update.KindNoSlots: fasthttp.StatusNotImplemented,
 	}[kind]
 	if status == 0 {
 		status = fasthttp.StatusInternalServerError

@@ -22,6 +22,7 @@ const (
 	KindShort    = "short"     // the body ended early or could not be read (400)
 	KindRefused  = "refused"   // rauc refused the bundle (422)
 	KindInternal = "internal"  // the box could not store it (500)
+	KindNoSlots  = "no_slots"  // this machine cannot install bundles: no A/B slots (501)
 )
 
 // ReceiveError is an upload that was not kept; its part file is deleted.
@@ -53,7 +54,11 @@ type Receiver struct {
 	KeepFreeBytes uint64
 	Rauc          Rauc
 	Running       string // version of the running possync, for Next
-	Log           *slog.Logger
+	// Installable reports whether an accepted bundle would be installed on
+	// this machine (it has A/B slots); nil = always. A bundle nothing will
+	// install only fills the data partition: it is refused.
+	Installable func() error
+	Log         *slog.Logger
 
 	mu sync.Mutex
 }
@@ -71,6 +76,9 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 		return Received{}, &ReceiveError{Kind: KindBusy, Msg: "another bundle is being uploaded to this box; try again when it is done"}
 	}
 	defer rc.mu.Unlock()
+	if err := rc.installable(); err != nil {
+		return Received{}, err
+	}
 	if size > rc.MaxBytes {
 		return Received{}, rc.tooLarge(size)
 	}
@@ -137,6 +145,9 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 // bytes would be taken now: not too large, room on the data partition, no
 // other upload under way. A *ReceiveError when not.
 func (rc *Receiver) Fits(size int64) error {
+	if err := rc.installable(); err != nil {
+		return err
+	}
 	if size > rc.MaxBytes {
 		return rc.tooLarge(size)
 	}
@@ -200,6 +211,16 @@ func (rc *Receiver) writeError(err error, dir string) error {
 		return rc.diskFull(dir, free, err)
 	}
 	return &ReceiveError{Kind: KindInternal, Msg: "bundle could not be stored: " + err.Error(), Err: err}
+}
+
+func (rc *Receiver) installable() error {
+	if rc.Installable == nil {
+		return nil
+	}
+	if err := rc.Installable(); err != nil {
+		return &ReceiveError{Kind: KindNoSlots, Err: err, Msg: "this box cannot install update bundles: " + err.Error()}
+	}
+	return nil
 }
 
 func (rc *Receiver) tooLarge(size int64) error {

@@ -95,3 +95,23 @@ func TestReceiveBoxMisconfigured(t *testing.T) {
 		}
 	})
 }
+
+// On a machine without A/B slots (today's one-root image, a laptop)
+// nothing would ever install an upload: it would only fill the data
+// partition. Installable says so; Fits and Receive refuse before a byte is
+// stored.
+func TestReceiveWithoutSlots(t *testing.T) {
+	dir := t.TempDir()
+	rc := newReceiver(t, dir)
+	rc.Installable = func() error { return errors.New("this machine has no A/B slots") }
+	if err := rc.Fits(1000); kindOf(err) != update.KindNoSlots || !strings.Contains(errString(err), "no A/B slots") {
+		t.Fatalf("Fits = %s / %v", kindOf(err), err)
+	}
+	_, err := rc.Receive(context.Background(), strings.NewReader("bundle bytes"), 12)
+	if kindOf(err) != update.KindNoSlots || !strings.Contains(errString(err), "no A/B slots") {
+		t.Fatalf("Receive = %s / %v", kindOf(err), err)
+	}
+	if names := incoming(t, dir); len(names) != 0 {
+		t.Fatalf("left behind: %v", names)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -35,7 +36,8 @@ func adminEndpoint(cfg config.Config, logger *slog.Logger) (*httpapi.Admin, erro
 	logger.Info("admin endpoint on", "path", "/possync/admin/update", "update_dir", cfg.Update.Dir, "max_bundle_mib", cfg.Admin.MaxBundleMiB)
 	rcv := &upd.Receiver{
 		Dir: cfg.Update.Dir, MaxBytes: maxBytes, KeepFreeBytes: keep, Running: appliance.Version, Log: logger,
-		Rauc: upd.Rauc{Path: cfg.Update.Rauc, Keyring: cfg.Update.Keyring, Compatible: cfg.Update.Compatible},
+		Rauc:        upd.Rauc{Path: cfg.Update.Rauc, Keyring: cfg.Update.Keyring, Compatible: cfg.Update.Compatible},
+		Installable: func() error { return hasSlots(cfg.Update.Dir) },
 	}
 	if n := rcv.RemoveParts(); n > 0 {
 		logger.Info("deleted the part files of uploads cut off by a crash", "count", n, "dir", filepath.Join(cfg.Update.Dir, "incoming"))
@@ -64,4 +66,15 @@ func updateState(dir string) func() upd.State {
 		last, at = upd.ReadState(dir, string(cmdline)), time.Now()
 		return last
 	}
+}
+
+// hasSlots reports whether this machine has A/B slots (rauc.slot= on the
+// kernel command line, or the slots.json boot-check writes): elsewhere
+// nothing installs an uploaded bundle.
+func hasSlots(dir string) error {
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	if st := upd.ReadState(dir, string(cmdline)); !st.Available {
+		return errors.New(st.Note)
+	}
+	return nil
 }

@@ -159,6 +159,8 @@ func adminCall(client *http.Client, req *http.Request, box string) (adminAnswer,
 		return ans, &exitError{code: updExitNoEndpoint, err: fmt.Errorf("update: %s: %s", box, msg)}
 	case resp.StatusCode == http.StatusNotFound:
 		return ans, &exitError{code: updExitNoEndpoint, err: fmt.Errorf("update: %s has no admin endpoint (a possync from before in-place updates, or not possync): copy the bundle onto its card or a USB stick instead (%s)", box, msg)}
+	case ans.Status == "refused" && ans.Kind == "no_slots":
+		return ans, &exitError{code: 1, err: fmt.Errorf("update: %s: %s", box, msg)}
 	case ans.Status == "refused" && ans.Kind == "internal":
 		return ans, &exitError{code: 1, err: fmt.Errorf("update: %s cannot take a bundle now (a problem on the box, not with the bundle): %s", box, msg)}
 	case ans.Status == "refused":

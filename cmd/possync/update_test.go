@@ -23,6 +23,11 @@ const testToken = "0123456789abcdef-test-token"
 func adminChild(t *testing.T) (*child, string) {
 	t.Helper()
 	updDir := t.TempDir()
+	// The host has no rauc.slot= on its command line: slots.json, which
+	// boot-check writes on a box, makes it one with A/B slots.
+	if err := upd.WriteSlots(updDir, upd.RaucStatus{Booted: "A", Slots: []upd.Slot{{Name: "rootfs.0", Bootname: "A"}, {Name: "rootfs.1", Bootname: "B"}}}, "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
 	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
 		testToken, updDir, updatetest.Keyring())})
 	return c, updDir
@@ -238,12 +243,41 @@ func TestUpdateTokenUnsendable(t *testing.T) {
 func TestUpdateBoxWithoutKeyring(t *testing.T) {
 	updatetest.NeedRauc(t)
 	missing := filepath.Join(t.TempDir(), "keyring.pem")
+	updDir := t.TempDir()
+	upd.WriteSlots(updDir, upd.RaucStatus{Booted: "A", Slots: []upd.Slot{{Name: "rootfs.0", Bootname: "A"}}}, "1.0.0")
 	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
-		testToken, t.TempDir(), missing)})
+		testToken, updDir, missing)})
 	good := updatetest.Bundle(t, t.TempDir(), updatetest.Good, "9.9.9", 100_000)
 	_, errs, code := runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": testToken}, "update", "-box", c.url, good)
 	if code != 1 || !strings.Contains(errs, missing) || strings.Contains(errs, "refused the bundle") || strings.Contains(errs, "uploading") {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	t.Log(errs)
+}
+
+// A machine without A/B slots (no rauc.slot= on the command line, no
+// slots.json: today's one-root image, a laptop) would never install an
+// upload; it refuses before anything is sent, saying why (exit 1).
+func TestUpdateBoxWithoutSlots(t *testing.T) {
+	updatetest.NeedRauc(t)
+	if upd.BootedSlot(readCmdline()) != "" {
+		t.Skip("SKIPPED, NOT RUN: this machine has A/B slots")
+	}
+	updDir := t.TempDir()
+	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
+		testToken, updDir, updatetest.Keyring())})
+	good := updatetest.Bundle(t, t.TempDir(), updatetest.Good, "9.9.9", 100_000)
+	_, errs, code := runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": testToken}, "update", "-box", c.url, good)
+	if code != 1 || !strings.Contains(errs, "no A/B slots") || strings.Contains(errs, "uploading") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(updDir, "incoming")); len(ents) != 0 {
+		t.Fatalf("incoming holds %d files", len(ents))
+	}
+	t.Log(errs)
+}
+
+func readCmdline() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return string(b)
 }
