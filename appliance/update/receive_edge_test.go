@@ -56,9 +56,11 @@ func TestReceiveEmptyBody(t *testing.T) {
 
 // A box whose update.keyring is missing, or whose incoming/ cannot be
 // used, is the box's fault, not the bundle's: the client's GET ?size=
-// check (Fits) says so before hundreds of MiB are sent, the upload is an
-// internal error naming the setting, and the root side leaves the bundle
-// alone instead of renaming it .refused (or deleting an upload).
+// check (Fits) says so before hundreds of MiB are sent, and the upload is
+// an internal error naming the setting. (The root side still renames such
+// a bundle .refused with rauc's "failed to load CA file": a bundle left in
+// place would make possync-update.path start the service again at once,
+// for ever.)
 func TestReceiveBoxMisconfigured(t *testing.T) {
 	updatetest.NeedRauc(t)
 	bundles := t.TempDir()
@@ -77,11 +79,6 @@ func TestReceiveBoxMisconfigured(t *testing.T) {
 		}
 		if names := incoming(t, dir); len(names) != 0 {
 			t.Fatalf("left behind: %v", names)
-		}
-		_, err = rc.Rauc.Info(context.Background(), filepath.Join(bundles, "x.raucb"))
-		var re *update.RefusedError
-		if err == nil || strings.Contains(err.Error(), "refused") || errors.As(err, &re) {
-			t.Fatalf("Info with a missing keyring = %v, want an error that does not refuse the bundle", err)
 		}
 	})
 	t.Run("incoming is a file", func(t *testing.T) {
