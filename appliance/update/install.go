@@ -232,6 +232,9 @@ func PendingIn(dir string) []string {
 func (in *Installer) InstallPending(ctx context.Context, sources []Source) (Outcome, error) {
 	var errs []error
 	for _, src := range sources {
+		if err := in.setAsideOdd(src); err != nil {
+			errs = append(errs, err)
+		}
 		for _, f := range PendingIn(src.Dir) {
 			out, err := in.InstallBundle(ctx, f, src.Kind)
 			if out.Installed {
@@ -246,6 +249,32 @@ func (in *Installer) InstallPending(ctx context.Context, sources []Source) (Outc
 		}
 	}
 	return Outcome{}, errors.Join(errs...)
+}
+
+// setAsideOdd renames the *.raucb entries of src that are not regular
+// files (a symlink, a directory) to NAME.refused:
+// possync-update.path starts install-pending while anything matches
+// *.raucb, so an entry it skips would have it started again at once, for
+// ever. A symlink is renamed itself, never followed. They are logged, not
+// recorded in the attempt log.
+func (in *Installer) setAsideOdd(src Source) error {
+	names, _ := filepath.Glob(filepath.Join(src.Dir, "*.raucb"))
+	var errs []error
+	for _, f := range names {
+		fi, err := os.Lstat(f)
+		if err != nil || fi.Mode().IsRegular() {
+			continue
+		}
+		reason := fmt.Sprintf("%s is not a regular file (%s): set aside as %s.refused, not installed", filepath.Base(f), fi.Mode().Type(), filepath.Base(f))
+		if err := os.Rename(f, f+".refused"); err != nil {
+			errs = append(errs, fmt.Errorf("set aside %s: %w", f, err))
+			continue
+		}
+		// Logged, not recorded: the newest attempt tells boot-check and
+		// onTrial whether an update is under way, and this is none.
+		in.log().Warn("update bundle refused", "bundle", f, "reason", reason)
+	}
+	return errors.Join(errs...)
 }
 
 // Source is a directory bundles are picked up from.

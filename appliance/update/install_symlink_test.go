@@ -48,3 +48,34 @@ func TestInstallIgnoresSymlinks(t *testing.T) {
 		t.Errorf("target owner changed to %d", st.Uid)
 	}
 }
+
+// possync-update.path starts install-pending while any *.raucb exists
+// (PathExistsGlob): an entry install-pending skips, such as a symlink or a
+// directory of that name, would make systemd start it again at once, for
+// ever. Such entries are renamed NAME.refused (the link itself, never its
+// target) and logged.
+func TestInstallPendingMovesOddEntriesAside(t *testing.T) {
+	fake := updatetest.NewFakeRauc(t, "A", "")
+	in := newInstaller(t, fake)
+	incoming := filepath.Join(in.Dir, "incoming")
+	os.MkdirAll(filepath.Join(incoming, "dir.raucb"), 0o750)
+	target := filepath.Join(t.TempDir(), "target")
+	os.WriteFile(target, []byte("x"), 0o600)
+	os.Symlink(target, filepath.Join(incoming, "link.raucb"))
+	out, err := in.InstallPending(context.Background(), []update.Source{{Dir: incoming, Kind: update.SourceUpload}})
+	if out.Installed {
+		t.Fatalf("installed %+v", out)
+	}
+	t.Log(err)
+	if left, _ := filepath.Glob(filepath.Join(incoming, "*.raucb")); len(left) != 0 {
+		t.Fatalf("still matching possync-update.path: %v", left)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "x" {
+		t.Fatalf("link target touched: %q %v", b, err)
+	}
+	// Not recorded: a record without a slot as the newest attempt would
+	// hide an update on trial from onTrial and boot-check.
+	if got := results(t, in.Dir); len(got) != 0 {
+		t.Errorf("attempts %v, want none", got)
+	}
+}
