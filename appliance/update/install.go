@@ -30,6 +30,11 @@ type Installer struct {
 // to work. The bundle is left where it is for a later run.
 var ErrOnTrial = errors.New("the running slot is on trial")
 
+// ErrRebootPending is returned between an install and the reboot into
+// it: a record written now would become the newest attempt and hide the
+// update from boot-check. The bundle is left for the run after the boot.
+var ErrRebootPending = errors.New("an installed update waits for the reboot into it")
+
 func (in *Installer) log() *slog.Logger {
 	if in.Log == nil {
 		return slog.Default()
@@ -92,6 +97,10 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 		return Outcome{}, fmt.Errorf("%w: slot %s runs %s since an update (%s) and possync boot-check has not marked it good; "+
 			"installing now would overwrite slot %s, the only one known to work. %s is left for the next run",
 			ErrOnTrial, st.Booted, in.Running, a.Time.Format(time.RFC3339), st.Other(st.Booted), file)
+	}
+	if a, ok := in.lastAttempt(); ok && a.Result == ResultInstalled && a.Slot != st.Booted {
+		return Outcome{}, fmt.Errorf("%w: %s was installed into slot %s (%s); reboot the box to start it. %s is left for the next run",
+			ErrRebootPending, a.Version, a.Slot, a.Time.Format(time.RFC3339), file)
 	}
 	target := st.Other(st.Booted)
 	rec := Attempt{Slot: target, FromVersion: in.Running, FromSlot: st.Booted, Source: source, Bundle: filepath.Base(file)}
@@ -205,6 +214,14 @@ func (in *Installer) onTrial(booted string) (bool, Attempt) {
 	return false, a
 }
 
+func (in *Installer) lastAttempt() (Attempt, bool) {
+	as, err := ReadAttempts(in.Dir)
+	if err != nil || len(as) == 0 {
+		return Attempt{}, false
+	}
+	return as[len(as)-1], true
+}
+
 // PendingIn lists the *.raucb files directly in dir, oldest first.
 func PendingIn(dir string) []string {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.raucb"))
@@ -240,7 +257,7 @@ func (in *Installer) InstallPending(ctx context.Context, sources []Source) (Outc
 			if out.Installed {
 				return out, nil
 			}
-			if errors.Is(err, ErrOnTrial) {
+			if errors.Is(err, ErrOnTrial) || errors.Is(err, ErrRebootPending) {
 				return out, err
 			}
 			if err != nil {

@@ -2,6 +2,7 @@ package update_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -77,5 +78,28 @@ func TestInstallPendingMovesOddEntriesAside(t *testing.T) {
 	// hide an update on trial from onTrial and boot-check.
 	if got := results(t, in.Dir); len(got) != 0 {
 		t.Errorf("attempts %v, want none", got)
+	}
+}
+
+// Between an install and the reboot into it nothing more is done: a
+// record written then (a refusal) would become the newest attempt and
+// hide the update from boot-check at the next boot (no trial: no
+// mark-bad and no way back if the new release is unhealthy).
+func TestInstallWaitsForReboot(t *testing.T) {
+	fake := updatetest.NewFakeRauc(t, "A", "")
+	in := newInstaller(t, fake)
+	update.AppendAttempt(in.Dir, update.Attempt{Version: "2.0.0", Slot: "B", FromSlot: "A", Result: update.ResultInstalled})
+	inc := filepath.Join(in.Dir, "incoming")
+	os.MkdirAll(inc, 0o750)
+	bad := updatetest.Bundle(t, inc, updatetest.OtherCA, "3.0.0", 20_000)
+	_, err := in.InstallPending(context.Background(), []update.Source{{Dir: inc, Kind: update.SourceUpload}})
+	if !errors.Is(err, update.ErrRebootPending) {
+		t.Fatalf("InstallPending = %v, want ErrRebootPending", err)
+	}
+	if _, err := os.Stat(bad); err != nil {
+		t.Fatalf("bundle moved: %v", err)
+	}
+	if got := results(t, in.Dir); len(got) != 1 {
+		t.Fatalf("attempts %v, want only the install", got)
 	}
 }
