@@ -217,3 +217,21 @@ func TestLoadToken(t *testing.T) {
 		t.Fatal("a directory as token file accepted")
 	}
 }
+
+// The image names a token file on the card's FAT partition, written on a
+// PC: a UTF-8 byte order mark and CRLF (Notepad) are not part of the
+// token, and a token with a line break or control character inside, which
+// no client can send in a header, is refused naming the file.
+func TestLoadTokenFromAPC(t *testing.T) {
+	f := t.TempDir() + "/possync-admin.token"
+	os.WriteFile(f, []byte("\ufeff0123456789abcdef0123\r\n"), 0o600)
+	if tok, err := (Admin{TokenFile: f}).LoadToken(); string(tok) != "0123456789abcdef0123" || err != nil {
+		t.Fatalf("BOM and CRLF: %q %v", tok, err)
+	}
+	for _, bad := range []string{"0123456789abcdef\n0123456789abcdef\n", "0123456789\x00abcdef0123"} {
+		os.WriteFile(f, []byte(bad), 0o600)
+		if _, err := (Admin{TokenFile: f}).LoadToken(); err == nil || !strings.Contains(err.Error(), f) || !strings.Contains(err.Error(), "one line") {
+			t.Errorf("token %q: %v, want an error naming the file and 'one line'", bad, err)
+		}
+	}
+}

@@ -118,9 +118,14 @@ func (a Admin) LoadToken() ([]byte, error) {
 		}
 		tok = string(b)
 	}
-	tok = strings.TrimSpace(tok)
+	// A file written on a PC (the FAT partition) may start with a UTF-8
+	// byte order mark (Notepad) and end in CRLF.
+	tok = strings.TrimSpace(strings.TrimPrefix(tok, "\ufeff"))
 	if tok == "" && a.Token == "" && a.TokenFile == "" {
 		return nil, nil
+	}
+	if i := strings.IndexFunc(tok, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+		return nil, fmt.Errorf("admin token (%s) must be one line without control characters (one at byte %d): no client could send it", cmpOr(a.TokenFile, "admin.token"), i)
 	}
 	if len(tok) < MinTokenBytes {
 		return nil, fmt.Errorf("admin token (%s) must be at least %d bytes, has %d", cmpOr(a.TokenFile, "admin.token"), MinTokenBytes, len(tok))

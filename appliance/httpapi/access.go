@@ -104,7 +104,7 @@ func (a *access) allowedAddr(addr net.Addr) (netip.Addr, bool) {
 // sends one, and that is what the rule is about. "null" (sandboxed
 // frames, file: pages) is refused unless listed literally.
 func (s *Server) check(ctx *fasthttp.RequestCtx) bool {
-	if ip, ok := s.access.allowedAddr(ctx.RemoteAddr()); !ok {
+	if ip, ok := s.access.allowedAddr(ctx.RemoteAddr()); !ok && !selfHealth(ctx) {
 		setCORS(ctx)
 		s.forbid(ctx, ruleNetwork, ip.String(),
 			"client address "+ip.String()+" is not in security.allowed_networks ("+s.access.netsMsg+")")
@@ -126,6 +126,26 @@ func (s *Server) check(ctx *fasthttp.RequestCtx) bool {
 	}
 	ctx.Response.Header.SetBytesV("Access-Control-Allow-Origin", origin)
 	return true
+}
+
+// fromItself reports whether a connection comes from this machine: its
+// source address is the address it connected to (127.0.0.1 → 127.0.0.1,
+// or the box's LAN address to itself). No other host can complete a TCP
+// handshake with that source address.
+func fromItself(remote, local net.Addr) bool {
+	r, ok1 := remote.(*net.TCPAddr)
+	l, ok2 := local.(*net.TCPAddr)
+	return ok1 && ok2 && r.IP.Equal(l.IP)
+}
+
+// selfHealth reports whether ctx is GET /healthz from this machine itself,
+// which is served whatever security.allowed_networks says: possync
+// boot-check asks it after an update, over loopback, and would otherwise
+// mark every new release bad on a box whose allowed networks leave out
+// loopback. The listener lets such connections through (screen); every
+// other route is refused here as before.
+func selfHealth(ctx *fasthttp.RequestCtx) bool {
+	return string(ctx.Path()) == "/healthz" && fromItself(ctx.RemoteAddr(), ctx.LocalAddr())
 }
 
 // forbid answers a request refused by an access rule: 403, a JSON-RPC

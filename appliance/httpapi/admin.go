@@ -122,6 +122,7 @@ func (s *Server) adminRefusal(ctx *fasthttp.RequestCtx, err error, size int64) {
 	}
 	status := map[string]int{update.KindTooLarge: fasthttp.StatusRequestEntityTooLarge, update.KindDiskFull: fasthttp.StatusInsufficientStorage,
 		update.KindBusy: fasthttp.StatusConflict, update.KindShort: fasthttp.StatusBadRequest, update.KindRefused: fasthttp.StatusUnprocessableEntity,
+		update.KindNoSlots: fasthttp.StatusNotImplemented,
 	}[kind]
 	if status == 0 {
 		status = fasthttp.StatusInternalServerError
@@ -146,8 +147,7 @@ func (s *Server) adminRefusal(ctx *fasthttp.RequestCtx, err error, size int64) {
 // body beyond a bounded drain, and logs at most once a minute per address.
 func (s *Server) tokenOK(ctx *fasthttp.RequestCtx) bool {
 	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	given, hasBearer := strings.CutPrefix(string(auth), "Bearer ")
-	if hasBearer && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(given)), s.opts.Admin.Token) == 1 {
+	if given, ok := bearer(string(auth)); ok && subtle.ConstantTimeCompare([]byte(given), s.opts.Admin.Token) == 1 {
 		return true
 	}
 	msg := "wrong or missing admin token: send Authorization: Bearer <admin.token>"
@@ -167,6 +167,18 @@ func (s *Server) tokenOK(ctx *fasthttp.RequestCtx) bool {
 		c.lingerOnClose()
 	}
 	return false
+}
+
+// bearer returns the credentials of an Authorization header with the
+// Bearer scheme, which is case-insensitive (RFC 9110 §11.1), followed by
+// spaces or tabs.
+func bearer(auth string) (string, bool) {
+	i := strings.IndexAny(auth, " \t")
+	if i < 0 || !strings.EqualFold(auth[:i], "Bearer") {
+		return "", false
+	}
+	tok := strings.Trim(auth[i:], " \t")
+	return tok, tok != ""
 }
 
 func adminAnswer(ctx *fasthttp.RequestCtx, status int, v map[string]any) {

@@ -28,7 +28,9 @@ const headLimit = 4096
 // config (nil on plain HTTP).
 func (s *Server) screen(c *conn, overTLS *tls.Config) bool {
 	ip, ok := s.access.allowedAddr(c.RemoteAddr())
-	if ok {
+	if ok || fromItself(c.RemoteAddr(), c.LocalAddr()) {
+		// A connection from this machine itself is screened per request
+		// (check): only its /healthz is served outside allowed_networks.
 		return false
 	}
 	go s.refuseNetwork(c, ip.String(), overTLS)

@@ -405,7 +405,7 @@ func (s *Server) handleCounted(ctx *fasthttp.RequestCtx) {
 		s.metrics.refuse(ruleInvalid)
 	case ctx.UserValue(ruleKey) != nil:
 		outcome = outcomeRefused // counted and recorded by forbid or tokenOK
-	case route == routeAdminUpdate && status >= 500 && status != fasthttp.StatusInsufficientStorage:
+	case route == routeAdminUpdate && status >= 500 && status != fasthttp.StatusInsufficientStorage && status != fasthttp.StatusNotImplemented:
 		outcome = outcomeFailed
 	case route == routeAdminUpdate && status >= 400:
 		outcome = outcomeRefused

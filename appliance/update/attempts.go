@@ -59,17 +59,34 @@ func AppendAttempt(dir string, a Attempt) error {
 		return fmt.Errorf("encode attempt: %w", err)
 	}
 	path := filepath.Join(dir, AttemptsFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("open attempt log: %w", err)
 	}
-	_, werr := f.Write(append(line, '\n'))
+	line = append(line, '\n')
+	if endsCut(f) {
+		// A write cut by a power loss left a line without its end: do not
+		// glue this record to it (the reader would skip both).
+		line = append([]byte{'\n'}, line...)
+	}
+	_, werr := f.Write(line)
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		return fmt.Errorf("append to %s: %w", path, err)
 	}
 	return nil
+}
+
+// endsCut reports whether f's last byte is not a line feed.
+func endsCut(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return false
+	}
+	var last [1]byte
+	_, err = f.ReadAt(last[:], fi.Size()-1)
+	return err == nil && last[0] != '\n'
 }
 
 // maxAttemptsRead bounds how much of the log is read: the newest records

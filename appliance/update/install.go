@@ -30,6 +30,11 @@ type Installer struct {
 // to work. The bundle is left where it is for a later run.
 var ErrOnTrial = errors.New("the running slot is on trial")
 
+// ErrRebootPending is returned between an install and the reboot into
+// it: a record written now would become the newest attempt and hide the
+// update from boot-check. The bundle is left for the run after the boot.
+var ErrRebootPending = errors.New("an installed update waits for the reboot into it")
+
 func (in *Installer) log() *slog.Logger {
 	if in.Log == nil {
 		return slog.Default()
@@ -74,8 +79,12 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 		return Outcome{}, err
 	}
 	defer unlock()
-	if _, err := os.Stat(file); err != nil {
+	if fi, err := os.Lstat(file); err != nil {
 		return Outcome{}, fmt.Errorf("bundle: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		// incoming/ belongs to the possync user: root follows no link
+		// there (to install, chown or chmod what it points to).
+		return Outcome{}, fmt.Errorf("bundle %s is not a regular file (%s): not installed; give the bundle itself", file, fi.Mode().Type())
 	}
 	st, err := in.Rauc.Status(ctx)
 	if err != nil {
@@ -88,6 +97,10 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 		return Outcome{}, fmt.Errorf("%w: slot %s runs %s since an update (%s) and possync boot-check has not marked it good; "+
 			"installing now would overwrite slot %s, the only one known to work. %s is left for the next run",
 			ErrOnTrial, st.Booted, in.Running, a.Time.Format(time.RFC3339), st.Other(st.Booted), file)
+	}
+	if a, ok := in.lastAttempt(); ok && a.Result == ResultInstalled && a.Slot != st.Booted {
+		return Outcome{}, fmt.Errorf("%w: %s was installed into slot %s (%s); reboot the box to start it. %s is left for the next run",
+			ErrRebootPending, a.Version, a.Slot, a.Time.Format(time.RFC3339), file)
 	}
 	target := st.Other(st.Booted)
 	rec := Attempt{Slot: target, FromVersion: in.Running, FromSlot: st.Booted, Source: source, Bundle: filepath.Base(file)}
@@ -102,11 +115,18 @@ func (in *Installer) InstallBundle(ctx context.Context, file, source string) (Ou
 		return Outcome{}, fmt.Errorf("rename bundle before installing: %w", err)
 	}
 	if os.Geteuid() == 0 {
-		// An upload is owned by possync: take it, so nobody but root can
-		// change it between the checks and rauc reading it (RAUC asks the
-		// same of plain bundles). FAT has no owners: errors are ignored.
-		_ = os.Chown(working, 0, 0)
-		_ = os.Chmod(working, 0o644)
+		// An upload is owned by possync: take it (RAUC asks the same of
+		// plain bundles), through a descriptor that is not a link: the
+		// entry may have been swapped since the Lstat. rauc install
+		// verifies the signature again itself. FAT has no owners: errors
+		// are ignored.
+		if f, err := os.OpenFile(working, os.O_RDONLY|syscall.O_NOFOLLOW, 0); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				_ = f.Chown(0, 0)
+				_ = f.Chmod(0o644)
+			}
+			f.Close()
+		}
 	}
 	rec.Result = ResultInstalling
 	if err := AppendAttempt(in.Dir, rec); err != nil {
@@ -194,6 +214,14 @@ func (in *Installer) onTrial(booted string) (bool, Attempt) {
 	return false, a
 }
 
+func (in *Installer) lastAttempt() (Attempt, bool) {
+	as, err := ReadAttempts(in.Dir)
+	if err != nil || len(as) == 0 {
+		return Attempt{}, false
+	}
+	return as[len(as)-1], true
+}
+
 // PendingIn lists the *.raucb files directly in dir, oldest first.
 func PendingIn(dir string) []string {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.raucb"))
@@ -203,7 +231,7 @@ func PendingIn(dir string) []string {
 	}
 	var out []fm
 	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() { // no links: see InstallBundle
 			out = append(out, fm{f, fi.ModTime()})
 		}
 	}
@@ -221,12 +249,15 @@ func PendingIn(dir string) []string {
 func (in *Installer) InstallPending(ctx context.Context, sources []Source) (Outcome, error) {
 	var errs []error
 	for _, src := range sources {
+		if err := in.setAsideOdd(src); err != nil {
+			errs = append(errs, err)
+		}
 		for _, f := range PendingIn(src.Dir) {
 			out, err := in.InstallBundle(ctx, f, src.Kind)
 			if out.Installed {
 				return out, nil
 			}
-			if errors.Is(err, ErrOnTrial) {
+			if errors.Is(err, ErrOnTrial) || errors.Is(err, ErrRebootPending) {
 				return out, err
 			}
 			if err != nil {
@@ -235,6 +266,32 @@ func (in *Installer) InstallPending(ctx context.Context, sources []Source) (Outc
 		}
 	}
 	return Outcome{}, errors.Join(errs...)
+}
+
+// setAsideOdd renames the *.raucb entries of src that are not regular
+// files (a symlink, a directory) to NAME.refused:
+// possync-update.path starts install-pending while anything matches
+// *.raucb, so an entry it skips would have it started again at once, for
+// ever. A symlink is renamed itself, never followed. They are logged, not
+// recorded in the attempt log.
+func (in *Installer) setAsideOdd(src Source) error {
+	names, _ := filepath.Glob(filepath.Join(src.Dir, "*.raucb"))
+	var errs []error
+	for _, f := range names {
+		fi, err := os.Lstat(f)
+		if err != nil || fi.Mode().IsRegular() {
+			continue
+		}
+		reason := fmt.Sprintf("%s is not a regular file (%s): set aside as %s.refused, not installed", filepath.Base(f), fi.Mode().Type(), filepath.Base(f))
+		if err := os.Rename(f, f+".refused"); err != nil {
+			errs = append(errs, fmt.Errorf("set aside %s: %w", f, err))
+			continue
+		}
+		// Logged, not recorded: the newest attempt tells boot-check and
+		// onTrial whether an update is under way, and this is none.
+		in.log().Warn("update bundle refused", "bundle", f, "reason", reason)
+	}
+	return errors.Join(errs...)
 }
 
 // Source is a directory bundles are picked up from.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -135,6 +136,20 @@ func (r Rauc) Info(ctx context.Context, bundle string) (BundleInfo, error) {
 		return bi, &RefusedError{Bundle: bundle, Reason: "bundle manifest names no version"}
 	}
 	return bi, nil
+}
+
+// CheckKeyring reports whether the keyring can be read: without it every
+// bundle would be refused, by no fault of the bundle's.
+func (r Rauc) CheckKeyring() error {
+	f, err := os.Open(r.keyring())
+	if err != nil {
+		return fmt.Errorf("update.keyring: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("update.keyring: %s is not a file", r.keyring())
+	}
+	return nil
 }
 
 // Install runs `rauc install bundle`: it writes the other slot and marks

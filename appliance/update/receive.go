@@ -22,6 +22,7 @@ const (
 	KindShort    = "short"     // the body ended early or could not be read (400)
 	KindRefused  = "refused"   // rauc refused the bundle (422)
 	KindInternal = "internal"  // the box could not store it (500)
+	KindNoSlots  = "no_slots"  // this machine cannot install bundles: no A/B slots (501)
 )
 
 // ReceiveError is an upload that was not kept; its part file is deleted.
@@ -53,7 +54,11 @@ type Receiver struct {
 	KeepFreeBytes uint64
 	Rauc          Rauc
 	Running       string // version of the running possync, for Next
-	Log           *slog.Logger
+	// Installable reports whether an accepted bundle would be installed on
+	// this machine (it has A/B slots); nil = always. A bundle nothing will
+	// install only fills the data partition: it is refused.
+	Installable func() error
+	Log         *slog.Logger
 
 	mu sync.Mutex
 }
@@ -71,6 +76,9 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 		return Received{}, &ReceiveError{Kind: KindBusy, Msg: "another bundle is being uploaded to this box; try again when it is done"}
 	}
 	defer rc.mu.Unlock()
+	if err := rc.installable(); err != nil {
+		return Received{}, err
+	}
 	if size > rc.MaxBytes {
 		return Received{}, rc.tooLarge(size)
 	}
@@ -79,6 +87,9 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 		return Received{}, &ReceiveError{Kind: KindInternal, Msg: fmt.Sprintf("the box has no usable incoming directory %s: %v", in, err), Err: err}
 	}
 	removeParts(in) // left by an upload cut by a crash or power loss
+	if err := rc.Rauc.CheckKeyring(); err != nil {
+		return Received{}, &ReceiveError{Kind: KindInternal, Msg: "this box cannot check bundles: " + err.Error(), Err: err}
+	}
 	if size > 0 {
 		if free, ok := freeBytes(in); ok && uint64(size)+rc.KeepFreeBytes > free {
 			return Received{}, rc.diskFull(in, free, nil)
@@ -90,6 +101,9 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 		return Received{}, &ReceiveError{Kind: KindInternal, Msg: fmt.Sprintf("create %s: %v", part, err), Err: err}
 	}
 	n, err := rc.copy(f, r, in)
+	if err == nil && n == 0 {
+		err = &ReceiveError{Kind: KindShort, Msg: "the upload is empty: send the bundle as the request body"}
+	}
 	if err == nil && size >= 0 && n != size {
 		err = &ReceiveError{Kind: KindShort, Msg: fmt.Sprintf("upload ended after %d of %d bytes", n, size)}
 	}
@@ -131,6 +145,9 @@ func (rc *Receiver) Receive(ctx context.Context, r io.Reader, size int64) (Recei
 // bytes would be taken now: not too large, room on the data partition, no
 // other upload under way. A *ReceiveError when not.
 func (rc *Receiver) Fits(size int64) error {
+	if err := rc.installable(); err != nil {
+		return err
+	}
 	if size > rc.MaxBytes {
 		return rc.tooLarge(size)
 	}
@@ -138,9 +155,14 @@ func (rc *Receiver) Fits(size int64) error {
 		return &ReceiveError{Kind: KindBusy, Msg: "another bundle is being uploaded to this box; try again when it is done"}
 	}
 	rc.mu.Unlock()
+	if err := rc.Rauc.CheckKeyring(); err != nil {
+		return &ReceiveError{Kind: KindInternal, Msg: "this box cannot check bundles: " + err.Error(), Err: err}
+	}
 	dir := filepath.Join(rc.Dir, "incoming")
-	if _, err := os.Stat(dir); err != nil {
+	if fi, err := os.Stat(dir); err != nil {
 		dir = rc.Dir
+	} else if !fi.IsDir() {
+		return &ReceiveError{Kind: KindInternal, Msg: fmt.Sprintf("the box has no usable incoming directory %s: not a directory", dir)}
 	}
 	if free, ok := freeBytes(dir); ok && uint64(max(size, 0))+rc.KeepFreeBytes > free {
 		return rc.diskFull(dir, free, nil)
@@ -191,6 +213,16 @@ func (rc *Receiver) writeError(err error, dir string) error {
 	return &ReceiveError{Kind: KindInternal, Msg: "bundle could not be stored: " + err.Error(), Err: err}
 }
 
+func (rc *Receiver) installable() error {
+	if rc.Installable == nil {
+		return nil
+	}
+	if err := rc.Installable(); err != nil {
+		return &ReceiveError{Kind: KindNoSlots, Err: err, Msg: "this box cannot install update bundles: " + err.Error()}
+	}
+	return nil
+}
+
 func (rc *Receiver) tooLarge(size int64) error {
 	what := "the bundle"
 	if size >= 0 {
@@ -212,12 +244,28 @@ func (rc *Receiver) log() *slog.Logger {
 	return rc.Log
 }
 
-// removeParts deletes *.raucb.part files in dir.
-func removeParts(dir string) {
-	parts, _ := filepath.Glob(filepath.Join(dir, "*.raucb.part"))
-	for _, p := range parts {
-		_ = os.Remove(p)
+// RemoveParts deletes the part files in incoming/ that an upload cut by a
+// crash or power loss left behind (up to MaxBytes each, on the partition
+// the store needs); possync serve runs it when it starts. It returns how
+// many it deleted; none while an upload is arriving.
+func (rc *Receiver) RemoveParts() int {
+	if !rc.mu.TryLock() {
+		return 0
 	}
+	defer rc.mu.Unlock()
+	return removeParts(filepath.Join(rc.Dir, "incoming"))
+}
+
+// removeParts deletes *.raucb.part files in dir and returns how many.
+func removeParts(dir string) int {
+	parts, _ := filepath.Glob(filepath.Join(dir, "*.raucb.part"))
+	n := 0
+	for _, p := range parts {
+		if os.Remove(p) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // freeBytes is the space available to unprivileged users on dir's file

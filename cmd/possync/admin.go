@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -32,10 +34,18 @@ func adminEndpoint(cfg config.Config, logger *slog.Logger) (*httpapi.Admin, erro
 	}
 	maxBytes := int64(cfg.Admin.MaxBundleMiB) << 20
 	logger.Info("admin endpoint on", "path", "/possync/admin/update", "update_dir", cfg.Update.Dir, "max_bundle_mib", cfg.Admin.MaxBundleMiB)
-	return &httpapi.Admin{Token: tok, MaxBundleBytes: maxBytes, Updates: &upd.Receiver{
+	rcv := &upd.Receiver{
 		Dir: cfg.Update.Dir, MaxBytes: maxBytes, KeepFreeBytes: keep, Running: appliance.Version, Log: logger,
-		Rauc: upd.Rauc{Path: cfg.Update.Rauc, Keyring: cfg.Update.Keyring, Compatible: cfg.Update.Compatible},
-	}}, nil
+		Rauc:        upd.Rauc{Path: cfg.Update.Rauc, Keyring: cfg.Update.Keyring, Compatible: cfg.Update.Compatible},
+		Installable: func() error { return hasSlots(cfg.Update.Dir) },
+	}
+	if n := rcv.RemoveParts(); n > 0 {
+		logger.Info("deleted the part files of uploads cut off by a crash", "count", n, "dir", filepath.Join(cfg.Update.Dir, "incoming"))
+	}
+	if err := rcv.Rauc.CheckKeyring(); err != nil {
+		logger.Warn("admin endpoint: uploads will be refused until this is fixed", "err", err)
+	}
+	return &httpapi.Admin{Token: tok, MaxBundleBytes: maxBytes, Updates: rcv}, nil
 }
 
 // updateState reads the slots and the last attempt for the status page,
@@ -56,4 +66,15 @@ func updateState(dir string) func() upd.State {
 		last, at = upd.ReadState(dir, string(cmdline)), time.Now()
 		return last
 	}
+}
+
+// hasSlots reports whether this machine has A/B slots (rauc.slot= on the
+// kernel command line, or the slots.json boot-check writes): elsewhere
+// nothing installs an uploaded bundle.
+func hasSlots(dir string) error {
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	if st := upd.ReadState(dir, string(cmdline)); !st.Available {
+		return errors.New(st.Note)
+	}
+	return nil
 }

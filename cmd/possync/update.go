@@ -44,17 +44,21 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, updateUsage)
 		return &exitError{code: 2}
 	}
-	token := os.Getenv("POSSYNC_ADMIN_TOKEN")
+	token, from := os.Getenv("POSSYNC_ADMIN_TOKEN"), "POSSYNC_ADMIN_TOKEN"
 	if *tokenFile != "" {
+		from = *tokenFile
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("update: token file: %w", err)}
 		}
 		token = string(b)
 	}
-	token = strings.TrimSpace(token)
+	token = strings.TrimSpace(strings.TrimPrefix(token, "\ufeff")) // a file saved by Notepad: byte order mark, CRLF
 	if token == "" {
 		return &exitError{code: 2, err: errors.New("update: no admin token: pass -token-file FILE or set POSSYNC_ADMIN_TOKEN")}
+	}
+	if i := strings.IndexFunc(token, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("update: the admin token in %s has a line break or control character at byte %d: it must be one line (the box's token file as is)", from, i)}
 	}
 	bundle := fs.Arg(0)
 	f, err := os.Open(bundle)
@@ -155,6 +159,10 @@ func adminCall(client *http.Client, req *http.Request, box string) (adminAnswer,
 		return ans, &exitError{code: updExitNoEndpoint, err: fmt.Errorf("update: %s: %s", box, msg)}
 	case resp.StatusCode == http.StatusNotFound:
 		return ans, &exitError{code: updExitNoEndpoint, err: fmt.Errorf("update: %s has no admin endpoint (a possync from before in-place updates, or not possync): copy the bundle onto its card or a USB stick instead (%s)", box, msg)}
+	case ans.Status == "refused" && ans.Kind == "no_slots":
+		return ans, &exitError{code: 1, err: fmt.Errorf("update: %s: %s", box, msg)}
+	case ans.Status == "refused" && ans.Kind == "internal":
+		return ans, &exitError{code: 1, err: fmt.Errorf("update: %s cannot take a bundle now (a problem on the box, not with the bundle): %s", box, msg)}
 	case ans.Status == "refused":
 		return ans, &exitError{code: updExitRefusedBundle, err: fmt.Errorf("update: %s refused the bundle (%s): %s", box, ans.Kind, msg)}
 	}

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"possync/appliance/config"
 	upd "possync/appliance/update"
 	"possync/appliance/update/updatetest"
 )
@@ -21,6 +23,11 @@ const testToken = "0123456789abcdef-test-token"
 func adminChild(t *testing.T) (*child, string) {
 	t.Helper()
 	updDir := t.TempDir()
+	// The host has no rauc.slot= on its command line: slots.json, which
+	// boot-check writes on a box, makes it one with A/B slots.
+	if err := upd.WriteSlots(updDir, upd.RaucStatus{Booted: "A", Slots: []upd.Slot{{Name: "rootfs.0", Bootname: "A"}, {Name: "rootfs.1", Bootname: "B"}}}, "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
 	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
 		testToken, updDir, updatetest.Keyring())})
 	return c, updDir
@@ -66,6 +73,13 @@ func TestUpdateClient(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(updDir, "incoming", "possync-9.9.9.raucb")); err != nil {
 		t.Fatalf("bundle not in incoming: %v", err)
+	}
+
+	// The same token file as the box's, copied from its FAT partition
+	// after Notepad saved it (byte order mark, CRLF).
+	os.WriteFile(tokFile, []byte("\ufeff"+testToken+"\r\n"), 0o600)
+	if out, errs, code := runCmd(t, nil, "update", "-box", c.url, "-token-file", tokFile, good); code != 0 {
+		t.Fatalf("token file with BOM and CRLF: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 	}
 
 	_, errs, code = runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": "wrong-token-0123456789"}, "update", "-box", c.url, good)
@@ -181,4 +195,89 @@ func TestHealthURL(t *testing.T) {
 			t.Errorf("healthURL(%q) = %q, %v; want %q", listen, got, err, want)
 		}
 	}
+}
+
+// A part file left by a possync killed mid-upload is deleted when possync
+// starts with the admin endpoint on, not only at the next upload: it holds
+// up to admin.max_bundle_mib of the partition the store needs.
+func TestServeRemovesStaleParts(t *testing.T) {
+	cfg := config.Default()
+	cfg.Admin.Token = testToken
+	cfg.Update.Dir = t.TempDir()
+	in := filepath.Join(cfg.Update.Dir, "incoming")
+	part := filepath.Join(in, "upload-1.raucb.part")
+	if err := os.MkdirAll(in, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(part, make([]byte, 4096), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := adminEndpoint(cfg, slog.New(slog.DiscardHandler))
+	if err != nil || admin == nil {
+		t.Fatalf("adminEndpoint = %v, %v", admin, err)
+	}
+	if _, err := os.Stat(part); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale part file still there: %v", err)
+	}
+}
+
+// A token file with two lines or a control character cannot be sent in a
+// header: that is a usage error naming the file (exit 2), not "cannot
+// reach the box" (exit 4, what Go's HTTP client made of it).
+func TestUpdateTokenUnsendable(t *testing.T) {
+	bundle := filepath.Join(t.TempDir(), "b.raucb")
+	os.WriteFile(bundle, []byte("x"), 0o644)
+	tokFile := filepath.Join(t.TempDir(), "token")
+	for _, tok := range []string{"first-line-0123456789\nsecond-line", "0123456789\x00abcdef0123"} {
+		os.WriteFile(tokFile, []byte(tok+"\n"), 0o600)
+		_, errs, code := runCmd(t, nil, "update", "-box", "http://127.0.0.1:1", "-token-file", tokFile, bundle)
+		if code != 2 || !strings.Contains(errs, tokFile) {
+			t.Errorf("token %q: exit %d: %s", tok, code, errs)
+		}
+	}
+}
+
+// A box whose update.keyring is missing cannot take any bundle: the
+// client learns it from the check before the upload (nothing is sent),
+// and is told it is the box, not the bundle (exit 1, not 7).
+func TestUpdateBoxWithoutKeyring(t *testing.T) {
+	updatetest.NeedRauc(t)
+	missing := filepath.Join(t.TempDir(), "keyring.pem")
+	updDir := t.TempDir()
+	upd.WriteSlots(updDir, upd.RaucStatus{Booted: "A", Slots: []upd.Slot{{Name: "rootfs.0", Bootname: "A"}}}, "1.0.0")
+	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
+		testToken, updDir, missing)})
+	good := updatetest.Bundle(t, t.TempDir(), updatetest.Good, "9.9.9", 100_000)
+	_, errs, code := runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": testToken}, "update", "-box", c.url, good)
+	if code != 1 || !strings.Contains(errs, missing) || strings.Contains(errs, "refused the bundle") || strings.Contains(errs, "uploading") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	t.Log(errs)
+}
+
+// A machine without A/B slots (no rauc.slot= on the command line, no
+// slots.json: today's one-root image, a laptop) would never install an
+// upload; it refuses before anything is sent, saying why (exit 1).
+func TestUpdateBoxWithoutSlots(t *testing.T) {
+	updatetest.NeedRauc(t)
+	if upd.BootedSlot(readCmdline()) != "" {
+		t.Skip("SKIPPED, NOT RUN: this machine has A/B slots")
+	}
+	updDir := t.TempDir()
+	c := startChildWith(t, childOptions{dir: t.TempDir(), config: fmt.Sprintf("[admin]\ntoken = %q\n[update]\ndir = %q\nkeyring = %q\n",
+		testToken, updDir, updatetest.Keyring())})
+	good := updatetest.Bundle(t, t.TempDir(), updatetest.Good, "9.9.9", 100_000)
+	_, errs, code := runCmd(t, map[string]string{"POSSYNC_ADMIN_TOKEN": testToken}, "update", "-box", c.url, good)
+	if code != 1 || !strings.Contains(errs, "no A/B slots") || strings.Contains(errs, "uploading") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(updDir, "incoming")); len(ents) != 0 {
+		t.Fatalf("incoming holds %d files", len(ents))
+	}
+	t.Log(errs)
+}
+
+func readCmdline() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return string(b)
 }

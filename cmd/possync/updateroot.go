@@ -102,7 +102,7 @@ func runInstallBundle(ctx context.Context, args []string, stdout, stderr io.Writ
 func finishInstall(ctx context.Context, in *upd.Installer, out upd.Outcome, err error, noReboot bool, stdout io.Writer) error {
 	var re *upd.RefusedError
 	switch {
-	case errors.Is(err, upd.ErrOnTrial):
+	case errors.Is(err, upd.ErrOnTrial), errors.Is(err, upd.ErrRebootPending):
 		return &exitError{code: rootExitTrial, err: err}
 	case errors.As(err, &re):
 		if out.Renamed == "" {
