@@ -31,6 +31,10 @@ else
 	printf '#!/bin/sh\n' >"$tmp/usr/local/bin/possync"
 	chmod 0755 "$tmp/usr/local/bin/possync"
 fi
+# possync-update.service's back-off runs /bin/sh.
+mkdir -p "$tmp/usr/bin"
+ln -s usr/bin "$tmp/bin"
+cp /bin/sh "$tmp/usr/bin/sh"
 units=(possync-boot-check.service possync-update.path possync-update.service possync-usb-update@sda1.service)
 if ! out=$(systemd-analyze verify --man=no --root="$tmp" "${units[@]}" 2>&1) || [[ -n $out ]]; then
 	echo "check-units.sh: systemd-analyze verify failed:" >&2
