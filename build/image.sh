@@ -50,6 +50,7 @@ packages=(
 	systemd-sysv udev dbus kmod iproute2 e2fsprogs fdisk zstd
 	linux-image-arm64 raspi-firmware firmware-brcm80211 wireless-regdb wpasupplicant
 	systemd-resolved systemd-timesyncd avahi-daemon libnss-mdns openssh-server
+	rauc libubootenv-tool u-boot-rpi
 )
 
 # Kernel modules (trees or single .ko under /lib/modules/<version>/kernel/)
@@ -186,6 +187,10 @@ build_base() {
 		install -m 0755 "$repo/build/image/initramfs/hooks/possync-growdata" "\$root/etc/initramfs-tools/hooks/possync-growdata"
 		install -m 0755 "$repo/build/image/initramfs/scripts/local-premount/possync-growdata" \
 			"\$root/etc/initramfs-tools/scripts/local-premount/possync-growdata"
+		# The read-only root: the slot's root.squashfs becomes /, p4 /data.
+		install -m 0755 "$repo/build/image/initramfs/hooks/possync-root" "\$root/etc/initramfs-tools/hooks/possync-root"
+		install -D -m 0755 "$repo/build/image/initramfs/scripts/local-bottom/possync-root" \
+			"\$root/etc/initramfs-tools/scripts/local-bottom/possync-root"
 		rm -f "\$root/usr/sbin/update-initramfs"
 		chroot "\$root" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
 		start=\$(date +%s)
@@ -211,7 +216,8 @@ base_key() {
 	{
 		declare -f build_base
 		cat build/image/initramfs/possync-growdata build/image/initramfs/hooks/possync-growdata \
-			build/image/initramfs/scripts/local-premount/possync-growdata
+			build/image/initramfs/scripts/local-premount/possync-growdata \
+			build/image/initramfs/hooks/possync-root build/image/initramfs/scripts/local-bottom/possync-root
 		printf '%s\n' "$suite" "$mirror" "$security_mirror" "$initrd_modules" \
 			"${packages[@]}" "${module_excludes[@]}" "${module_includes[@]}"
 		mmdebstrap --version
