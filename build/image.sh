@@ -18,8 +18,9 @@
 #
 # Card layout (MBR, disk id 0x50535943, so every Pi model's boot ROM reads it
 # and PARTUUID=50535943-0N names the partitions everywhere):
-#   p1   64 MiB FAT32 RASPIFIRM    Pi firmware, config.txt (kernel=u-boot.bin),
-#                                  u-boot.bin, boot.scr, abstate.env -> /boot/firmware (rw)
+#   p1  256 MiB FAT32 RASPIFIRM    Pi firmware, config.txt (kernel=u-boot.bin),
+#                                  u-boot.bin, boot.scr, abstate.env -> /boot/firmware (rw);
+#                                  room for an update bundle a shop owner copies onto it
 #   p2  384 MiB ext4  slot A       /boot (kernel, initrd, dtbs) + root.squashfs -> /slot;
 #                                  root.squashfs -> / (read-only)
 #   p3  384 MiB       slot B       empty until RAUC installs the first update into it
@@ -66,7 +67,7 @@ packages=(
 	systemd-sysv udev dbus kmod iproute2 e2fsprogs fdisk zstd
 	linux-image-arm64 raspi-firmware firmware-brcm80211 wireless-regdb wpasupplicant
 	systemd-resolved systemd-timesyncd avahi-daemon libnss-mdns openssh-server
-	rauc libubootenv-tool u-boot-rpi
+	rauc rauc-service libubootenv-tool u-boot-rpi dosfstools
 )
 
 # Kernel modules (trees or single .ko under /lib/modules/<version>/kernel/)
@@ -377,7 +378,7 @@ cat >"$root/etc/fstab" <<'EOF'
 # / is the slot's root.squashfs (read-only), the slot itself is at /slot and
 # the data partition at /data: both mounted by the initramfs (possync-root).
 # <file system>         <mount point>      <type> <options>                                                  <dump> <pass>
-LABEL=RASPIFIRM         /boot/firmware     vfat   rw,noatime,nofail,x-systemd.device-timeout=10s             0      0
+LABEL=RASPIFIRM         /boot/firmware     vfat   rw,noatime,nofail,x-systemd.device-timeout=2min            0      2
 LABEL=POSSYNCDATA       /data              ext4   rw,noatime,nodev,nosuid,noexec,nofail,x-systemd.growfs     0      0
 /data/possync           /var/lib/possync   none   bind,nofail                                                0      0
 /data/system/log        /var/log           none   bind,nofail                                                0      0
@@ -474,7 +475,10 @@ log "bundle: $(($(stat -c %s "$out/$bundle_name") / 1048576)) MiB in $((SECONDS 
 
 # 6. Image assembly.
 log "assembling $image_name"
-fat_mib=64
+# FAT: ~20 MiB of firmware and U-Boot, the rest for a bundle copied onto the
+# card (today's bundle is ~170 MiB). Slots: a release is ~170 MiB today.
+# Both sizes are fixed for the life of a card: keep room to grow.
+fat_mib=256
 slot_mib=384
 data_mib=64
 fat_start=$((4 * 2048))
