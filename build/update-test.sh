@@ -7,7 +7,8 @@
 # 1. Makes a writable copy of the image, 1 GiB larger, and puts a throwaway
 #    ssh key on its FAT partition as authorized_keys (ssh comes on).
 # 2. Boots it (-M virt, u-boot-qemu as -bios: boot.scr picks the slot), waits
-#    for possync and ssh, writes an order.
+#    for possync and ssh, writes an order; / must be the squashfs, /usr not
+#    writable, no unit failed.
 #    `rauc status`: slot A (rootfs.0) booted, B (rootfs.1) inactive.
 # 3. Runs `rauc install` on the box with the bundle from a second disk (a
 #    FAT file system attached from power-on, as a stick would be; a plain
@@ -169,6 +170,8 @@ resp=$(rpc 3 '{"action":"update_order","session_id":1,"login_number":1,"data":{"
 log "order 00001-001-0001 written on slot A"
 box mount | grep -E ' on / type squashfs ' >/dev/null || fail "/ is not the squashfs: $(box mount | head -n 20)"
 box touch /usr/possync-rw-test 2>/dev/null && fail "/usr is writable"
+failed=$(box systemctl --failed --no-legend --plain)
+[[ -z $failed ]] || fail "failed units on the read-only root: $failed"
 status=$(rauc_json) || fail "rauc status on slot A: $(box rauc status 2>&1)"
 log "rauc status (A): $(box rauc status 2>&1 | tr '\n' ' ' | tr -s ' ')"
 [[ $(jq -r '.booted' <<<"$status") == A ]] || fail "rauc: booted slot is not A: $status"
