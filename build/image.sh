@@ -269,7 +269,7 @@ if [[ $(uname -m) != aarch64 ]]; then
 	build/binfmt.sh
 fi
 
-work=$(mktemp -d /var/tmp/possync-image.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/possync-image.XXXXXX")
 trap cleanup EXIT
 export MTOOLS_SKIP_CHECK=1
 

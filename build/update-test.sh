@@ -44,7 +44,7 @@ fail() {
 
 build/install-deps.sh image update
 
-work=$(mktemp -d /var/tmp/possync-update.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/possync-update.XXXXXX")
 qemu_pid=
 stop_qemu() {
 	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
