@@ -198,7 +198,7 @@ sync_all() {
 update_order() { # ID SEQ
 	local uid
 	uid=$(printf '00001-001-%04d' "$2")
-	rpc "$1" '{"action":"update_order","session_id":1,"login_number":1,"data":{"uid":"'"$uid"'","sequence_number":'"$2"',"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n'"$2"'","lines":[{"product":"coffee","qty":'"$2"'}],"name":"Order '"$uid"'"}}'
+	rpc "$1" '{"action":"update_order","session_id":1,"login_number":1,"data":{"uid":"'"$uid"'","sequence_number":'"$2"',"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n'"$2"'","lines":[[0,0,{"product_id":1,"qty":'"$2"'}]],"name":"Order '"$uid"'"}}'
 }
 status_json() { curl -sS -m 5 "$box/status.json"; }
 running_version() { status_json 2>/dev/null | jq -r '.version // empty' 2>/dev/null || true; }
