@@ -172,9 +172,11 @@ power_on() {
 	log "power on #$npower (QEMU pid $qemu_pid, box on $box)"
 }
 monitor() { printf '%s\n' "$*" | socat -t 2 - "UNIX-CONNECT:$work/monitor.sock"; }
+# power_off: the power button, pressed again every 15 s: systemd-logind
+# ignores it for its first 30 s (HoldoffTimeoutSec).
 power_off() {
-	monitor system_powerdown >/dev/null
-	for _ in $(seq 180); do
+	for i in $(seq 180); do
+		((i % 15 == 1)) && monitor system_powerdown >/dev/null
 		kill -0 "$qemu_pid" 2>/dev/null || break
 		sleep 1
 	done
