@@ -165,7 +165,10 @@ if [[ $machine == raspi3b ]]; then
 		-drive "file=$disk,format=raw,if=sd" -serial null -serial "file:$work/serial.log"
 		-device usb-net,netdev=n0)
 else
-	qemu=(qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -bios "$uboot_virt"
+	# acpi=off: with a firmware (-bios) QEMU offers the power button only as
+	# ACPI, which U-Boot does not pass on; without ACPI it is the gpio-keys
+	# node in the device tree, which the kernel sees (system_powerdown).
+	qemu=(qemu-system-aarch64 -M virt,acpi=off -cpu cortex-a53 -smp 2 -m 1024 -bios "$uboot_virt"
 		-drive "file=$disk,format=raw,if=virtio" -serial "file:$work/serial.log"
 		-device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci -nodefaults)
 fi
