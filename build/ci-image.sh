@@ -4,8 +4,12 @@
 #   1. host packages (build/deps/image.txt) and qemu-aarch64 binfmt registration
 #   2. build.sh --check-reproducible (linux/arm64 + linux/amd64, each built twice)
 #   3. check-unit.sh: systemd-analyze verify + security (fails above 2.0)
-#   4. image.sh: out/possync-<version>-arm64.img.xz + .sha256
-#   5. boot-test.sh on that image (QEMU boot, round trip, hard reset)
+#   4. image.sh: out/possync-<version>-arm64.img.xz + .sha256 and the signed
+#      bundle out/possync-<version>-arm64.raucb
+#   5. boot-test.sh on that image (QEMU boot through U-Boot, round trip, hard reset)
+#   6. update-test.sh with that image as V1: bundles V2 and a broken V3 are
+#      built, then installed in QEMU by every way in (docs/update.md): FAT,
+#      USB stick, `possync update`; V3 rolls back; power cuts
 #
 # Prints the time of every step and the total. Needs root. The arm64 Go
 # test run (build/test-arm64.sh) is a separate CI step.
@@ -46,3 +50,4 @@ step "build.sh (reproducible)" build/build.sh --check-reproducible
 step "systemd unit checks" build/check-unit.sh 2.0
 step "image.sh" env POSSYNC_BIN=out/possync-linux-arm64 build/image.sh
 step "boot-test.sh" build/boot-test.sh "out/possync-$VERSION-arm64.img.xz"
+step "update-test.sh" build/update-test.sh "out/possync-$VERSION-arm64.img.xz"

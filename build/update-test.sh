@@ -44,7 +44,7 @@ fail() {
 
 build/install-deps.sh image update
 
-work=$(mktemp -d /var/tmp/possync-update.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/possync-update.XXXXXX")
 qemu_pid=
 stop_qemu() {
 	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
@@ -157,7 +157,7 @@ power_on() {
 	npower=$((npower + 1))
 	serial=$work/serial-$npower.log
 	: >"$serial"
-	qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 \
+	qemu-system-aarch64 -M virt,acpi=off -cpu cortex-a53 -smp 2 -m 1024 \
 		-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin \
 		-display none -nodefaults \
 		-serial "file:$serial" \
@@ -172,9 +172,12 @@ power_on() {
 	log "power on #$npower (QEMU pid $qemu_pid, box on $box)"
 }
 monitor() { printf '%s\n' "$*" | socat -t 2 - "UNIX-CONNECT:$work/monitor.sock"; }
+# power_off: the power button (acpi=off in power_on: under U-Boot QEMU's
+# ACPI power button is not seen), pressed again every 15 s: systemd-logind
+# ignores it for its first 30 s (HoldoffTimeoutSec).
 power_off() {
-	monitor system_powerdown >/dev/null
-	for _ in $(seq 180); do
+	for i in $(seq 180); do
+		((i % 15 == 1)) && monitor system_powerdown >/dev/null
 		kill -0 "$qemu_pid" 2>/dev/null || break
 		sleep 1
 	done
@@ -198,7 +201,7 @@ sync_all() {
 update_order() { # ID SEQ
 	local uid
 	uid=$(printf '00001-001-%04d' "$2")
-	rpc "$1" '{"action":"update_order","session_id":1,"login_number":1,"data":{"uid":"'"$uid"'","sequence_number":'"$2"',"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n'"$2"'","lines":[{"product":"coffee","qty":'"$2"'}],"name":"Order '"$uid"'"}}'
+	rpc "$1" '{"action":"update_order","session_id":1,"login_number":1,"data":{"uid":"'"$uid"'","sequence_number":'"$2"',"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n'"$2"'","lines":[[0,0,{"product_id":1,"qty":'"$2"'}]],"name":"Order '"$uid"'"}}'
 }
 status_json() { curl -sS -m 5 "$box/status.json"; }
 running_version() { status_json 2>/dev/null | jq -r '.version // empty' 2>/dev/null || true; }
