@@ -157,6 +157,23 @@ func TestRootCommands(t *testing.T) {
 	if _, err := os.Stat(rebooted); err == nil {
 		t.Fatal("rebooted after a refused bundle")
 	}
+
+	// An ordinary boot (slot B already good, nothing pending) whose possync
+	// is not healthy: exit 1, but neither marked bad nor rebooted — a reboot
+	// would not cure it and would run the slot's U-Boot counter down
+	// (docs/update.md "Marking good", 7).
+	out, errs, code = runCmd(t, nil, append(append([]string{"boot-check"}, flags...), "-health-url", "http://127.0.0.1:1/healthz?write=1", "-within", "2s")...)
+	if code != 1 || strings.Contains(out, "marked bad") || !strings.Contains(errs, "not marked good (not a trial boot: no reboot)") {
+		t.Fatalf("boot-check, ordinary boot, unhealthy: exit %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := os.Stat(rebooted); err == nil {
+		t.Fatal("boot-check rebooted an ordinary boot that was not healthy")
+	}
+	for _, call := range fake.Calls() {
+		if strings.Contains(call, "mark-bad") {
+			t.Fatalf("ordinary boot marked bad: %v", fake.Calls())
+		}
+	}
 }
 
 // check-config reads admin.token_file and refuses a short token.

@@ -68,6 +68,43 @@ func (r *rootFlags) load() (config.Config, error) {
 	return cfg, nil
 }
 
+// rootCmd is one root-side command being set up: its flag set with the
+// rootFlags registered; after parse, the configuration, logger and
+// installer.
+type rootCmd struct {
+	fs     *flag.FlagSet
+	rf     rootFlags
+	cfg    config.Config
+	logger *slog.Logger
+	in     *upd.Installer
+}
+
+func newRootCmd(name string, stderr io.Writer) *rootCmd {
+	c := &rootCmd{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c.fs.SetOutput(stderr)
+	c.rf.register(c.fs)
+	return c
+}
+
+// parse parses args, wants exactly nargs positional arguments (else
+// prints usage, exit 2), loads the configuration and builds the installer.
+func (c *rootCmd) parse(args []string, nargs int, usage string, stderr io.Writer) error {
+	if err := c.fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if c.fs.NArg() != nargs {
+		fmt.Fprintln(stderr, usage)
+		return &exitError{code: 2}
+	}
+	cfg, err := c.rf.load()
+	if err != nil {
+		return err
+	}
+	c.cfg, c.logger = cfg, newLogger(cfg.Log, stderr)
+	c.in = installer(cfg, c.logger)
+	return nil
+}
+
 func installer(cfg config.Config, logger *slog.Logger) *upd.Installer {
 	return &upd.Installer{Dir: cfg.Update.Dir, Running: appliance.Version, Reboot: cfg.Update.RebootCommand, Log: logger,
 		Rauc: upd.Rauc{Path: cfg.Update.Rauc, Keyring: cfg.Update.Keyring, Compatible: cfg.Update.Compatible}}
@@ -75,26 +112,13 @@ func installer(cfg config.Config, logger *slog.Logger) *upd.Installer {
 
 // runInstallBundle: possync install-bundle [flags] FILE.
 func runInstallBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("install-bundle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf rootFlags
-	rf.register(fs)
-	source := fs.String("source", upd.SourceFile, "where the bundle came from, for the attempt log: fat, usb, upload or file")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2}
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: possync install-bundle [-config FILE] [-source fat|usb|upload|file] [-no-reboot] FILE")
-		return &exitError{code: 2}
-	}
-	cfg, err := rf.load()
-	if err != nil {
+	c := newRootCmd("install-bundle", stderr)
+	source := c.fs.String("source", upd.SourceFile, "where the bundle came from, for the attempt log: fat, usb, upload or file")
+	if err := c.parse(args, 1, "usage: possync install-bundle [-config FILE] [-source fat|usb|upload|file] [-no-reboot] FILE", stderr); err != nil {
 		return err
 	}
-	logger := newLogger(cfg.Log, stderr)
-	in := installer(cfg, logger)
-	out, err := in.InstallBundle(ctx, fs.Arg(0), *source)
-	return finishInstall(ctx, in, out, err, rf.noReboot, stdout)
+	out, err := c.in.InstallBundle(ctx, c.fs.Arg(0), *source)
+	return finishInstall(ctx, c.in, out, err, c.rf.noReboot, stdout)
 }
 
 // finishInstall reports an install's outcome, reboots after a successful
@@ -132,40 +156,27 @@ func finishInstall(ctx context.Context, in *upd.Installer, out upd.Outcome, err 
 // only on the USB stick DEV, which it mounts, and unmounts before the
 // reboot so the renamed file is on the stick.
 func runInstallPending(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("install-pending", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf rootFlags
-	rf.register(fs)
-	fat := fs.String("fat", "/boot/firmware", "the card's FAT partition, searched for *.raucb")
-	dev := fs.String("mount", "", "a USB stick's block device (e.g. /dev/sda1): mount it, install from its top directory, unmount")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2}
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: possync install-pending [-config FILE] [-fat DIR] [-mount DEV] [-no-reboot]")
-		return &exitError{code: 2}
-	}
-	cfg, err := rf.load()
-	if err != nil {
+	c := newRootCmd("install-pending", stderr)
+	fat := c.fs.String("fat", "/boot/firmware", "the card's FAT partition, searched for *.raucb")
+	dev := c.fs.String("mount", "", "a USB stick's block device (e.g. /dev/sda1): mount it, install from its top directory, unmount")
+	if err := c.parse(args, 0, "usage: possync install-pending [-config FILE] [-fat DIR] [-mount DEV] [-no-reboot]", stderr); err != nil {
 		return err
 	}
-	logger := newLogger(cfg.Log, stderr)
-	in := installer(cfg, logger)
-	sources := []upd.Source{{Dir: filepath.Join(cfg.Update.Dir, "incoming"), Kind: upd.SourceUpload}, {Dir: *fat, Kind: upd.SourceFAT}}
+	sources := []upd.Source{{Dir: filepath.Join(c.cfg.Update.Dir, "incoming"), Kind: upd.SourceUpload}, {Dir: *fat, Kind: upd.SourceFAT}}
 	if *dev != "" {
-		mnt, unmount, err := mountStick(ctx, *dev, logger)
+		mnt, unmount, err := mountStick(ctx, *dev, c.logger)
 		if err != nil {
 			return err
 		}
 		sources = []upd.Source{{Dir: mnt, Kind: upd.SourceUSB}}
-		out, ierr := in.InstallPending(ctx, sources)
+		out, ierr := c.in.InstallPending(ctx, sources)
 		if err := unmount(); err != nil {
-			logger.Error("unmount USB stick", "dev", *dev, "err", err)
+			c.logger.Error("unmount USB stick", "dev", *dev, "err", err)
 		}
-		return finishInstall(ctx, in, out, ierr, rf.noReboot, stdout)
+		return finishInstall(ctx, c.in, out, ierr, c.rf.noReboot, stdout)
 	}
-	out, err := in.InstallPending(ctx, sources)
-	return finishInstall(ctx, in, out, err, rf.noReboot, stdout)
+	out, err := c.in.InstallPending(ctx, sources)
+	return finishInstall(ctx, c.in, out, err, c.rf.noReboot, stdout)
 }
 
 // mountStick mounts dev (nosuid, nodev, noexec) under /run/possync/usb/
@@ -197,29 +208,17 @@ func mountStick(ctx context.Context, dev string, logger *slog.Logger) (string, f
 // marked good; 1 when it was not (and, on a trial boot, the box reboots
 // into the other slot).
 func runBootCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("boot-check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf rootFlags
-	rf.register(fs)
-	within := fs.Duration("within", 0, "how long to wait for possync to be healthy (overrides upd.healthy_within)")
-	healthFlag := fs.String("health-url", "", "possync's health check (default http://127.0.0.1:<http.listen port>/healthz?write=1)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2}
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: possync boot-check [-config FILE] [-within 90s] [-no-reboot]")
-		return &exitError{code: 2}
-	}
-	cfg, err := rf.load()
-	if err != nil {
+	c := newRootCmd("boot-check", stderr)
+	within := c.fs.Duration("within", 0, "how long to wait for possync to be healthy (overrides upd.healthy_within)")
+	healthFlag := c.fs.String("health-url", "", "possync's health check (default http://127.0.0.1:<http.listen port>/healthz?write=1)")
+	if err := c.parse(args, 0, "usage: possync boot-check [-config FILE] [-within 90s] [-no-reboot]", stderr); err != nil {
 		return err
 	}
-	logger := newLogger(cfg.Log, stderr)
-	in := installer(cfg, logger)
+	cfg, in := c.cfg, c.in
 	url := *healthFlag
 	if url == "" {
-		url, err = healthURL(cfg.HTTP.Listen)
-		if err != nil {
+		var err error
+		if url, err = healthURL(cfg.HTTP.Listen); err != nil {
 			return err
 		}
 	}
@@ -235,9 +234,11 @@ func runBootCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case res.Good:
 		fmt.Fprintf(stdout, "slot %s (%s) marked good after %s\n", res.Booted, appliance.Version, time.Since(start).Round(time.Millisecond))
 		return nil
+	case !res.Reboot:
+		return &exitError{code: 1, err: fmt.Errorf("slot %s not marked good: %s", res.Booted, res.Reason)}
 	}
 	fmt.Fprintf(stdout, "slot %s (%s) marked bad: %s\n", res.Booted, appliance.Version, res.Reason)
-	if rf.noReboot {
+	if c.rf.noReboot {
 		fmt.Fprintln(stdout, "not rebooting (-no-reboot)")
 	} else if err := in.RebootNow(ctx); err != nil {
 		return err
