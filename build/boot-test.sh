@@ -64,19 +64,8 @@ log() { printf '[boot-test %4ds] %s\n' "$SECONDS" "$*"; }
 build/install-deps.sh image
 
 work=$(mktemp -d /var/tmp/possync-boot.XXXXXX)
-qemu_pid=
-stop_qemu() {
-	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
-		kill "$qemu_pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$qemu_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$qemu_pid" 2>/dev/null || true
-		wait "$qemu_pid" 2>/dev/null || true
-	fi
-	qemu_pid=
-}
+# shellcheck source=build/lib/qemu-box.sh
+source build/lib/qemu-box.sh
 cleanup() {
 	local rc=$?
 	if [[ -n ${writer_pid:-} ]]; then
@@ -143,22 +132,10 @@ fi
 log "machine $machine: U-Boot, boot.scr and slot A from the card"
 
 # 2. Boot.
-# free_port: a TCP port nothing listens on at 127.0.0.1.
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	fail "no free port on 127.0.0.1"
-}
 port=$(free_port)
 ssh_port=$(free_port)
 while [[ $ssh_port == "$port" ]]; do ssh_port=$(free_port); done
-url=http://127.0.0.1:$port/pos_multi_session_sync/update
+box=http://127.0.0.1:$port
 
 if [[ $machine == raspi3b ]]; then
 	qemu=(qemu-system-aarch64 -M raspi3b -m 1G -kernel "$work/u-boot.bin" -dtb "$work/rpi3.dtb"
@@ -201,20 +178,6 @@ if [[ $machine == raspi3b ]]; then
 	exit 0
 fi
 
-# rpc ID MESSAGE_JSON: one JSON-RPC call; prints the response body.
-rpc() {
-	curl -sS -m 10 -H 'Content-Type: application/json' --data-binary @- "$url" <<EOF
-{"jsonrpc":"2.0","method":"call","id":$1,"params":{"multi_session_id":1,"dbname":"shop","user_ID":2,"message":$2}}
-EOF
-}
-sync_all() {
-	rpc "$1" '{"action":"sync_all","session_id":1,"login_number":1,"immediate_rerendering":true,"data":{"run_ID":1,"pos_id":1,"nonce":"sync-'"$1"'"}}'
-}
-update_order() { # ID SEQ
-	local uid
-	uid=$(printf '00001-001-%04d' "$2")
-	rpc "$1" '{"action":"update_order","session_id":1,"login_number":1,"data":{"uid":"'"$uid"'","sequence_number":'"$2"',"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n'"$2"'","lines":[],"name":"Order '"$uid"'"}}'
-}
 
 # wait_ready: polls sync_all until it answers; prints seconds since power-on.
 wait_ready() {

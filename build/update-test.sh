@@ -45,19 +45,8 @@ fail() {
 build/install-deps.sh image update
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/possync-update.XXXXXX")
-qemu_pid=
-stop_qemu() {
-	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
-		kill "$qemu_pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$qemu_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$qemu_pid" 2>/dev/null || true
-	fi
-	wait "$qemu_pid" 2>/dev/null || true
-	qemu_pid=
-}
+# shellcheck source=build/lib/qemu-box.sh
+source build/lib/qemu-box.sh
 cleanup() {
 	local rc=$?
 	stop_qemu
@@ -138,17 +127,6 @@ token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 printf '%s\n' "$token" >"$work/admin.token"
 fat mcopy -o "$work/admin.token" ::/possync-admin.token
 
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	fail "no free port on 127.0.0.1"
-}
 port=$(free_port)
 box=http://127.0.0.1:$port
 npower=0
@@ -190,19 +168,6 @@ console() { sed 's/\x1b\[[0-9;]*[mK]//g' "$serial"; }
 boots() { console | grep -c 'possync-ab: booting slot' || true; }
 booted_slot() { console | sed -n 's/.*possync-ab: booting slot \([AB]\) .*/\1/p' | tail -n1; }
 
-rpc() { # ID MESSAGE_JSON
-	curl -sS -m 10 -H 'Content-Type: application/json' --data-binary @- "$box/pos_multi_session_sync/update" <<EOF
-{"jsonrpc":"2.0","method":"call","id":$1,"params":{"multi_session_id":1,"dbname":"shop","user_ID":2,"message":$2}}
-EOF
-}
-sync_all() {
-	rpc "$1" '{"action":"sync_all","session_id":1,"login_number":1,"immediate_rerendering":true,"data":{"run_ID":1,"pos_id":1,"nonce":"sync-'"$1"'"}}'
-}
-update_order() { # ID SEQ
-	local uid
-	uid=$(printf '00001-001-%04d' "$2")
-	rpc "$1" '{"action":"update_order","session_id":1,"login_number":1,"data":{"uid":"'"$uid"'","sequence_number":'"$2"',"revision_ID":1,"run_ID":1,"pos_id":1,"nonce":"n'"$2"'","lines":[[0,0,{"product_id":1,"qty":'"$2"'}]],"name":"Order '"$uid"'"}}'
-}
 status_json() { curl -sS -m 5 "$box/status.json"; }
 running_version() { status_json 2>/dev/null | jq -r '.version // empty' 2>/dev/null || true; }
 
