@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,22 +12,19 @@ import (
 	"possync/appliance"
 )
 
-// Commit writes the batch in one Badger transaction and returns once it is
-// fsynced. An empty batch is a no-op. A batch too large for one
+// Commit writes the batch in one Badger transaction (shared with the
+// commits that arrive while another is being written, see group.go) and
+// returns once it is synced. An empty batch is a no-op. A batch too large for one
 // transaction is refused whole, as are writes to a closed store, a full
 // disk (less than the reserve free, see space.go) or a read-only file
 // system: those errors are *appliance.Error with code EUNAVAILABLE, and
 // nothing of the batch is applied.
 //
 // If the batch holds notifications, the same transaction raises the
-// last_bus_id key to the highest of them. Commits that write the key take
-// their commit timestamp under busMu, in the order of the values they
-// write, so the newest version is the maximum however commits interleave.
-// Transactions never read, so they never conflict, and the fsync happens
-// outside the lock: concurrent commits still share one fsync. A commit
-// that fails after taking its timestamp leaves its ids counted in the
-// next value written; LastBusID may count ids that never landed, but never
-// goes down.
+// last_bus_id key to the highest of them. Concurrent commits are written
+// together as one transaction, one at a time (group.go), so the key's
+// newest version is the maximum and the group shares its syncs; a failed
+// group fails each of its commits. LastBusID never goes down.
 func (db *DB) Commit(ctx context.Context, b *appliance.Batch) error {
 	if err := db.use("commit"); err != nil {
 		return commitError(err, b)
@@ -44,27 +40,7 @@ func (db *DB) Commit(ctx context.Context, b *appliance.Batch) error {
 		return commitError(err, b)
 	}
 
-	txn := db.bdb.NewTransaction(true)
-	defer txn.Discard()
-	if err := setBatch(txn, b); err != nil {
-		return commitError(err, b)
-	}
-	bus, ok := batchLastBus(b)
-	if !ok {
-		return commitError(txn.Commit(), b)
-	}
-
-	db.busMu.Lock()
-	bus = max(bus, db.lastBus)
-	if err := txn.Set(keyLastBusID, binary.BigEndian.AppendUint64(nil, bus)); err != nil {
-		db.busMu.Unlock()
-		return commitError(err, b)
-	}
-	done := make(chan error, 1)
-	txn.CommitWith(func(err error) { done <- err })
-	db.lastBus = bus
-	db.busMu.Unlock()
-	return commitError(<-done, b)
+	return db.commitGrouped(b)
 }
 
 // setBatch adds every record of b to txn.

@@ -47,6 +47,8 @@ type DB struct {
 	// last_bus_id key (see Commit).
 	busMu   sync.Mutex
 	lastBus uint64 // last value written to last_bus_id
+
+	commits committer // the commit queue (group.go)
 }
 
 // Open opens or creates the store in dir. The caller must Close it.
