@@ -78,3 +78,65 @@ func TestBadOrderLinesNamed(t *testing.T) {
 		}
 	}
 }
+
+// linesAgree fails when the fast path vouches for lines that the
+// encoding/json checks refuse.
+func linesAgree(t *testing.T, raw []byte) {
+	t.Helper()
+	if !json.Valid(raw) || kind(raw) != "array" {
+		return
+	}
+	triples, ok := splitTriples(raw)
+	if !ok || !linesReadable(triples) {
+		return
+	}
+	if err := checkLinesSlow(raw, "lines"); err != nil {
+		t.Fatalf("linesReadable(%s) = true, but the encoding/json checks refuse it: %v", raw, err)
+	}
+}
+
+// TestLinesReadable: the fast path passes ordinary lines, leaves the cases
+// encoding/json decides differently (keys in another case, duplicates,
+// non-ASCII keys) to the slow checks, and never passes what they refuse.
+func TestLinesReadable(t *testing.T) {
+	for _, c := range []struct {
+		lines string
+		fast  bool // linesReadable vouches for them
+		ok    bool // checkLines accepts them
+	}{
+		{`[]`, true, true},
+		{`[[0,0,{"uid":"a","qty":1.5,"x":{"y":[1,2]}}]]`, true, true},
+		{`[[0,0,{"uid":7,"qty":null}],[1,2,{}]]`, true, true},
+		{`[[0,0,{"UID":"a","Qty":2}]]`, true, true},
+		{`[[0,0,{"uid":"a","QTY":"2"}]]`, false, false},
+		{`[[0,0,{"qty":1,"Qty":"x"}]]`, false, false},
+		{`[[0,0,{"qty":"x","Qty":1}]]`, false, true},
+		{`[[0,0,{"uid":true}]]`, false, false},
+		{`[[0,0,{"qty":1e999}]]`, false, false},
+		{`[[0,0,{"qty":[1]}]]`, false, false},
+		{`[[0,0,{"é":1,"qty":1}]]`, false, true},
+		{`[[0,0,{"qty":1}],[0,0]]`, false, false},
+		{`[[0,0,"line"]]`, false, false},
+		{`[null]`, false, false},
+		{`[[0,0,{"uid":"a","uid":{}}]]`, false, false},
+	} {
+		raw := []byte(c.lines)
+		triples, split := splitTriples(raw)
+		if fast := split && linesReadable(triples); fast != c.fast {
+			t.Errorf("linesReadable(%s) = %v, want %v", c.lines, fast, c.fast)
+		}
+		if err := checkLines(raw, "lines"); (err == nil) != c.ok {
+			t.Errorf("checkLines(%s) = %v, want ok %v", c.lines, err, c.ok)
+		}
+		linesAgree(t, raw)
+	}
+}
+
+// FuzzLinesReadable: whatever the lines, the fast path never vouches for
+// lines that the encoding/json checks refuse.
+func FuzzLinesReadable(f *testing.F) {
+	for _, s := range []string{`[[0,0,{"uid":"a","qty":1}]]`, `[[0,0,{"UID":1,"uid":"b"}]]`, `[[0,0,{"qty":"1"}]]`, `[[0,0,{"Qty":-0.5e3}]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(linesAgree)
+}
