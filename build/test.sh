@@ -61,12 +61,12 @@ unit() {
 }
 
 # fuzz runs each Go fuzz target for FUZZTIME (default 10s; about 75 s for
-# the six with compilation). The seeds, and any crasher kept under the
+# the seven with compilation). The seeds, and any crasher kept under the
 # package's testdata/fuzz/<Target>/, also run as plain tests in unit.
 fuzz() {
 	local t=${FUZZTIME:-10s} target pkg log try
 	log=$(mktemp)
-	for target in FuzzDecode:./storage/ FuzzUpdate:./appliance/engine/ FuzzPollParams:./appliance/engine/ FuzzSplitObject:./appliance/engine/ FuzzLinesReadable:./appliance/engine/ FuzzEnvelope:./appliance/httpapi/; do
+	for target in FuzzDecode:./storage/ FuzzUpdate:./appliance/engine/ FuzzPollParams:./appliance/engine/ FuzzSplitObject:./appliance/engine/ FuzzLinesReadable:./appliance/engine/ FuzzEnvelope:./appliance/httpapi/ FuzzSplitEnvelope:./appliance/httpapi/; do
 		pkg=${target#*:}
 		target=${target%%:*}
 		for try in 1 2; do

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -44,4 +45,71 @@ func FuzzEnvelope(f *testing.F) {
 			t.Fatalf("answer to %q is not JSON: %q", body, out)
 		}
 	})
+}
+
+// envelopeAgrees fails when splitEnvelope vouches for a body that
+// json.Unmarshal into an envelope reads differently: where the params it
+// returns is valid JSON, encoding/json must return the same id and params;
+// where it is not (only an object params is left unvalidated), the body is
+// not JSON and encoding/json must refuse it.
+func envelopeAgrees(t *testing.T, body []byte) {
+	t.Helper()
+	env, ok := splitEnvelope(body)
+	if !ok {
+		return
+	}
+	var want envelope
+	err := json.Unmarshal(body, &want)
+	if env.Params != nil && !json.Valid(env.Params) {
+		if env.Params[0] != '{' || err == nil {
+			t.Fatalf("splitEnvelope(%q) passed params %q unvalidated; json.Unmarshal: %v", body, env.Params, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("splitEnvelope(%q) = ok, json.Unmarshal: %v", body, err)
+	}
+	if !bytes.Equal(env.ID, want.ID) || !bytes.Equal(env.Params, want.Params) {
+		t.Fatalf("splitEnvelope(%q) = id %q params %q; json.Unmarshal: id %q params %q", body, env.ID, env.Params, want.ID, want.Params)
+	}
+}
+
+// FuzzSplitEnvelope: the one-pass envelope scan agrees with encoding/json.
+func FuzzSplitEnvelope(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","method":"call","params":{"channels":["a"],"last":3},"id":7}`,
+		` { "ID" : "x" , "Params" : {"a":"}"} , "id" : [1,{"b":null}] } `,
+		`{"params":{"a":1]},"id":1}`, `{"params":[1,2}`, `{"params":tru,"id":1}`,
+		`{"id":1,"id":2,"params":null}`, `{}`, `{"a\u0041":1}`, `{"id":1}x`, `[1]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(envelopeAgrees)
+}
+
+// TestSplitEnvelope: the scan takes Odoo's bodies and the corner cases
+// encoding/json allows, and leaves to encoding/json what it cannot vouch for.
+func TestSplitEnvelope(t *testing.T) {
+	for _, c := range []struct {
+		body, id, params string
+		ok               bool
+	}{
+		{`{"jsonrpc":"2.0","method":"call","params":{"last":0},"id":915}`, `915`, `{"last":0}`, true},
+		{` {"ID":"a","Params":{"x":"}]"},"id":{"n":[1]}} `, `{"n":[1]}`, `{"x":"}]"}`, true},
+		{`{"params":null,"id":null}`, `null`, `null`, true},
+		{`{"params":{"a":tru},"id":1}`, `1`, `{"a":tru}`, true}, // the engine refuses params
+		{`{"params":{"a":1]},"id":1}`, ``, ``, false},
+		{`{"params":tru,"id":1}`, ``, ``, false},
+		{`{"id":1,"method":nul}`, ``, ``, false},
+		{`{"p\u0061rams":{}}`, ``, ``, false},
+		{`{"id":1} {}`, ``, ``, false},
+		{`{"id":1,}`, ``, ``, false},
+		{`[{"id":1}]`, ``, ``, false},
+	} {
+		env, ok := splitEnvelope([]byte(c.body))
+		if ok != c.ok || (ok && (string(env.ID) != c.id || string(env.Params) != c.params)) {
+			t.Errorf("splitEnvelope(%s) = id %q params %q ok %v; want %q %q %v", c.body, env.ID, env.Params, ok, c.id, c.params, c.ok)
+		}
+		envelopeAgrees(t, []byte(c.body))
+	}
 }

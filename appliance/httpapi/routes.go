@@ -88,12 +88,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// envelope is a JSON-RPC 2.0 request as Odoo's ajax.js sends it.
-type envelope struct {
-	ID     json.RawMessage `json:"id"`
-	Params json.RawMessage `json:"params"`
-}
-
 func (s *Server) rpc(ctx *fasthttp.RequestCtx, path string) {
 	body, ok := s.readBody(ctx)
 	if !ok {
@@ -106,18 +100,15 @@ func (s *Server) rpc(ctx *fasthttp.RequestCtx, path string) {
 		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body is not valid UTF-8 at byte %d (JSON text must be UTF-8, RFC 8259 §8.1)", at))
 		return
 	}
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	env, err := parseEnvelope(body)
+	if err != nil {
 		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body is not a JSON-RPC object: %v", err))
 		return
 	}
 	if env.Params == nil || string(env.Params) == "null" {
 		env.Params = json.RawMessage("{}")
 	}
-	var (
-		result json.RawMessage
-		err    error
-	)
+	var result json.RawMessage
 	switch path {
 	case pathUpdate:
 		result, err = s.eng.Update(ctx, env.Params)
