@@ -69,8 +69,8 @@ func broadcastBytes(bc *appliance.Broadcast) int {
 }
 
 type chanState struct {
-	entries []entry // ascending id, hence ascending born
-	waiters map[*waiter]struct{}
+	entries []entry   // ascending id, hence ascending born
+	waiters []*waiter // usually one (the POS's own poll); order irrelevant
 }
 
 // entry is one retained notification. born is a reading of the bus clock
@@ -210,7 +210,21 @@ func (b *Bus) leaveLocked(w *waiter) {
 	b.waiting--
 	for _, c := range w.channels {
 		if cs := b.chans[c]; cs != nil {
-			delete(cs.waiters, w)
+			cs.removeWaiter(w)
+		}
+	}
+}
+
+// removeWaiter takes w off the channel (swapping the last waiter into
+// its place) and clears the freed slot, so the slice holds no answered poll.
+func (cs *chanState) removeWaiter(w *waiter) {
+	for i, x := range cs.waiters {
+		if x == w {
+			last := len(cs.waiters) - 1
+			cs.waiters[i] = cs.waiters[last]
+			cs.waiters[last] = nil
+			cs.waiters = cs.waiters[:last]
+			return
 		}
 	}
 }
@@ -228,7 +242,7 @@ func (b *Bus) publishLocked(bc *appliance.Broadcast, born time.Time, replay bool
 		}
 		id := bc.FirstID + uint64(i)
 		cs.entries = append(cs.entries, entry{id: id, born: born, replay: replay, b: bc, i: i})
-		for w := range cs.waiters {
+		for _, w := range cs.waiters {
 			if w.woken {
 				continue
 			}
@@ -329,10 +343,7 @@ func (b *Bus) poll(ctx context.Context, req PollRequest, after uint64, replay bo
 			cs = &chanState{}
 			b.chans[c] = cs
 		}
-		if cs.waiters == nil {
-			cs.waiters = make(map[*waiter]struct{})
-		}
-		cs.waiters[w] = struct{}{}
+		cs.waiters = append(cs.waiters, w)
 	}
 	b.waiting++
 	b.mu.Unlock()
@@ -453,7 +464,7 @@ func (b *Bus) close() {
 	defer b.mu.Unlock()
 	b.closed = true
 	for _, cs := range b.chans {
-		for w := range cs.waiters {
+		for _, w := range cs.waiters {
 			select {
 			case w.ch <- struct{}{}:
 			default:
