@@ -237,7 +237,17 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx) ([]byte, bool) {
 		s.tooLarge(ctx, stream)
 		return nil, false
 	}
-	body, err := io.ReadAll(io.LimitReader(stream, int64(limit)+1))
+	var body []byte
+	var err error
+	if cl := ctx.Request.Header.ContentLength(); cl >= 0 {
+		// The usual case: read exactly the declared length into one
+		// buffer of that size (io.ReadAll would grow and copy from 512
+		// bytes, and keep the slack for as long as a poll waits).
+		body = make([]byte, cl)
+		_, err = io.ReadFull(stream, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(stream, int64(limit)+1))
+	}
 	if err != nil {
 		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body could not be read: %v", err))
 		ctx.SetConnectionClose()
