@@ -20,6 +20,7 @@ func init() {
 	if addr == "" {
 		return
 	}
+	runtime.MemProfileRate = 4096
 	runtime.SetBlockProfileRate(10000)
 	runtime.SetMutexProfileFraction(10)
 	go func() {
