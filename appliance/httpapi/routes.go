@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -147,13 +149,17 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 		s.writeError(ctx, env.ID, appliance.Errorf(appliance.ELIMIT, "%s", s.capMsg).WithValue(remoteHost(ctx.RemoteAddr())))
 		return
 	}
-	// The answer is rendered once, envelope included, into a buffer of
-	// its final size, and handed to fasthttp without another copy.
+	// The answer is rendered once, envelope included, into a pooled
+	// buffer and copied into fasthttp's pooled body buffer: a burst of N
+	// woken polls allocates no N copies of the message (with
+	// ReduceMemoryUsage fasthttp returns its buffer once the answer is
+	// written, so a waiting connection holds neither).
 	size := 64 + len(env.ID)
 	for _, n := range notes {
 		size += 48 + len(n.Channel) + n.MessageSize()
 	}
-	buf := make([]byte, 0, size)
+	bp := answerBufs.Get().(*[]byte)
+	buf := slices.Grow((*bp)[:0], size)
 	buf = append(buf, `{"jsonrpc":"2.0","id":`...)
 	buf = appendID(buf, env.ID)
 	buf = append(buf, `,"result":[`...)
@@ -171,8 +177,19 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 	}
 	buf = append(buf, "]}"...)
 	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(buf)
+	ctx.Response.SetBody(buf)
+	if cap(buf) <= maxPooledAnswer {
+		*bp = buf[:0]
+		answerBufs.Put(bp)
+	}
 }
+
+// answerBufs holds poll-answer buffers (*[]byte) for reuse; one larger
+// than maxPooledAnswer (an answer carrying a burst of large orders) is
+// left to the garbage collector instead of pinning its size in the pool.
+var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledAnswer = 64 << 10
 
 func (s *Server) writeResult(ctx *fasthttp.RequestCtx, id, result []byte) {
 	ctx.SetContentType("application/json")
