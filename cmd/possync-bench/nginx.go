@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/template"
 	"time"
@@ -162,7 +163,23 @@ func (n *nginxProc) stop() {
 		}
 		<-n.done
 	}
+	reportErrorLog(filepath.Join(n.prefix, "error.log"))
 	os.RemoveAll(n.prefix)
+}
+
+// reportErrorLog prints the last lines of nginx's error log (warnings and
+// errors only, see the configuration) to stderr, so a run in which nchan
+// lost messages says why before the prefix directory goes.
+func reportErrorLog(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	fmt.Fprintf(os.Stderr, "nginx error log (%d lines, last %d):\n", len(lines), min(len(lines), 10))
+	for _, l := range lines[max(0, len(lines)-10):] {
+		fmt.Fprintf(os.Stderr, "  %s\n", l)
+	}
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
