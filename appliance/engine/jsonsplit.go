@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/json"
 	"unicode/utf8"
+
+	"possync/appliance/internal/jsonx"
 )
 
 // parseMember is parseObject for raw taken from an object that parseObject
@@ -32,7 +34,7 @@ func splitObject(raw []byte) (object, bool) {
 		if raw[i] != '"' {
 			return -1
 		}
-		ke := endString(raw, i)
+		ke := jsonx.StringEnd(raw, i)
 		if ke < 0 {
 			return -1
 		}
@@ -40,12 +42,12 @@ func splitObject(raw []byte) (object, bool) {
 		if !ok {
 			return -1
 		}
-		i = skipSpace(raw, ke)
+		i = jsonx.SkipSpace(raw, ke)
 		if i >= len(raw) || raw[i] != ':' {
 			return -1
 		}
-		vs := skipSpace(raw, i+1)
-		ve := endValue(raw, vs)
+		vs := jsonx.SkipSpace(raw, i+1)
+		ve := jsonx.ValueEnd(raw, vs)
 		if ve < 0 {
 			return -1
 		}
@@ -64,13 +66,13 @@ func splitObject(raw []byte) (object, bool) {
 // malformed. walkContainer reports whether raw has the container's shape
 // with only white space after it.
 func walkContainer(raw []byte, open, end byte, elem func(i int) int) bool {
-	i := skipSpace(raw, 0)
+	i := jsonx.SkipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != open {
 		return false
 	}
-	i = skipSpace(raw, i+1)
+	i = jsonx.SkipSpace(raw, i+1)
 	if i < len(raw) && raw[i] == end {
-		return skipSpace(raw, i+1) == len(raw)
+		return jsonx.SkipSpace(raw, i+1) == len(raw)
 	}
 	for {
 		if i >= len(raw) {
@@ -80,15 +82,15 @@ func walkContainer(raw []byte, open, end byte, elem func(i int) int) bool {
 		if e < 0 {
 			return false
 		}
-		i = skipSpace(raw, e)
+		i = jsonx.SkipSpace(raw, e)
 		if i >= len(raw) {
 			return false
 		}
 		switch raw[i] {
 		case ',':
-			i = skipSpace(raw, i+1)
+			i = jsonx.SkipSpace(raw, i+1)
 		case end:
-			return skipSpace(raw, i+1) == len(raw)
+			return jsonx.SkipSpace(raw, i+1) == len(raw)
 		default:
 			return false
 		}
@@ -150,74 +152,13 @@ func decodeString(q []byte) (string, bool) {
 	return k, json.Unmarshal(q, &k) == nil
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// endString returns the index after the string starting at b[i] == '"',
-// or -1.
-func endString(b []byte, i int) int {
-	for k := i + 1; k < len(b); k++ {
-		switch b[k] {
-		case '\\':
-			k++
-		case '"':
-			return k + 1
-		}
-	}
-	return -1
-}
-
-// endValue returns the index after the value starting at b[i], or -1.
-func endValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return endString(b, i)
-	case '{', '[':
-		depth := 0
-		for k := i; k < len(b); k++ {
-			switch b[k] {
-			case '"':
-				e := endString(b, k)
-				if e < 0 {
-					return -1
-				}
-				k = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return k + 1
-				}
-			}
-		}
-		return -1
-	default:
-		k := i
-		for k < len(b) {
-			switch b[k] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return k
-			}
-			k++
-		}
-		return k
-	}
-}
-
 // splitArray splits raw, a valid JSON array, into copies of its elements'
 // raw text, as json.Unmarshal into []json.RawMessage would. It reports
 // false when raw does not have the shape of an array.
 func splitArray(raw []byte) ([]json.RawMessage, bool) {
 	out := []json.RawMessage{}
 	ok := walkContainer(raw, '[', ']', func(i int) int {
-		ve := endValue(raw, i)
+		ve := jsonx.ValueEnd(raw, i)
 		if ve <= i {
 			return -1
 		}

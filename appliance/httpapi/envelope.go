@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+
+	"possync/appliance/internal/jsonx"
 )
 
 // envelope is a JSON-RPC 2.0 request as Odoo's ajax.js sends it.
@@ -38,19 +40,19 @@ func parseEnvelope(body []byte) (envelope, error) {
 // false for anything else, and for keys with escapes or non-ASCII bytes,
 // which encoding/json decodes and folds differently.
 func splitEnvelope(body []byte) (env envelope, ok bool) {
-	i := skipWS(body, 0)
+	i := jsonx.SkipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return env, false
 	}
-	i = skipWS(body, i+1)
+	i = jsonx.SkipSpace(body, i+1)
 	if i < len(body) && body[i] == '}' {
-		return env, skipWS(body, i+1) == len(body)
+		return env, jsonx.SkipSpace(body, i+1) == len(body)
 	}
 	for {
 		if i >= len(body) || body[i] != '"' {
 			return env, false
 		}
-		ke := stringEnd(body, i)
+		ke := jsonx.StringEnd(body, i)
 		if ke < 0 {
 			return env, false
 		}
@@ -60,12 +62,12 @@ func splitEnvelope(body []byte) (env envelope, ok bool) {
 				return env, false
 			}
 		}
-		i = skipWS(body, ke)
+		i = jsonx.SkipSpace(body, ke)
 		if i >= len(body) || body[i] != ':' {
 			return env, false
 		}
-		i = skipWS(body, i+1)
-		ve := valueEnd(body, i)
+		i = jsonx.SkipSpace(body, i+1)
+		ve := jsonx.ValueEnd(body, i)
 		if ve < 0 {
 			return env, false
 		}
@@ -82,82 +84,17 @@ func splitEnvelope(body []byte) (env envelope, ok bool) {
 		case bytes.EqualFold(key, []byte("id")):
 			env.ID = val
 		}
-		i = skipWS(body, ve)
+		i = jsonx.SkipSpace(body, ve)
 		if i >= len(body) {
 			return env, false
 		}
 		switch body[i] {
 		case ',':
-			i = skipWS(body, i+1)
+			i = jsonx.SkipSpace(body, i+1)
 		case '}':
-			return env, skipWS(body, i+1) == len(body)
+			return env, jsonx.SkipSpace(body, i+1) == len(body)
 		default:
 			return env, false
 		}
 	}
-}
-
-// skipWS returns the index of the first byte at or after i that is not
-// JSON whitespace (RFC 8259 §2).
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string starting with the
-// quote at b[i], or -1 if it does not end.
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// valueEnd returns the index just past the value starting at b[i]: a
-// string, an object or array (brackets balanced outside strings, kinds not
-// matched), or a scalar up to the next delimiter. It does not validate
-// the value; -1 when the value does not end or is empty.
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				e := stringEnd(b, j)
-				if e < 0 {
-					return -1
-				}
-				j = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }

@@ -29,3 +29,74 @@ func AppendString(dst []byte, s string) []byte {
 	_ = enc.Encode(s) // a string always encodes
 	return append(dst, bytes.TrimRight(buf.Bytes(), "\n")...)
 }
+
+// SkipSpace returns the index of the first byte of b at or after i that is
+// not JSON whitespace (RFC 8259 §2).
+func SkipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// StringEnd returns the index just past the JSON string whose opening
+// quote is b[i], or -1 if it does not end. Escapes are skipped, not
+// checked.
+func StringEnd(b []byte, i int) int {
+	for k := i + 1; k < len(b); k++ {
+		switch b[k] {
+		case '\\':
+			k++
+		case '"':
+			return k + 1
+		}
+	}
+	return -1
+}
+
+// ValueEnd returns the index just past the JSON value starting at b[i]: a
+// string, an object or array (brackets balanced outside strings, their
+// kinds not matched), or a scalar up to the next delimiter or whitespace.
+// It delimits without validating: on valid JSON it finds the value's end;
+// on anything else the caller must validate what it gets. It returns -1
+// when the value does not end or is empty.
+func ValueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return StringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for k := i; k < len(b); k++ {
+			switch b[k] {
+			case '"':
+				e := StringEnd(b, k)
+				if e < 0 {
+					return -1
+				}
+				k = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return k + 1
+				}
+			}
+		}
+		return -1
+	}
+	k := i
+	for k < len(b) {
+		switch b[k] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			if k == i {
+				return -1
+			}
+			return k
+		}
+		k++
+	}
+	return k
+}
