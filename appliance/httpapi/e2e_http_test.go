@@ -99,6 +99,12 @@ func TestBadInput(t *testing.T) {
 		edit(p, msg, msg["data"].(map[string]any))
 		return p
 	}
+	// Two params members (keys match without regard to case, the later
+	// wins): the earlier one must still be valid JSON.
+	goodParams, err := json.Marshal(good(func(_, _, _ map[string]any) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		path   string
@@ -106,6 +112,8 @@ func TestBadInput(t *testing.T) {
 		params any
 		where  string // data.message must mention it
 	}{
+		{name: "invalid params before a valid Params", path: apptest.RouteUpdate, where: "not a JSON-RPC object",
+			raw: `{"jsonrpc":"2.0","method":"call","params":{"a":tru},"Params":` + string(goodParams) + `,"id":1}`},
 		{name: "malformed JSON", path: apptest.RouteUpdate, raw: `{"jsonrpc":"2.0","method":"call","params":{"multi_session_id":1,`},
 		{name: "array body", path: apptest.RouteUpdate, raw: `[1,2,3]`},
 		{name: "string body", path: apptest.RoutePing, raw: `"PING"`},
