@@ -32,6 +32,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) { // before stop(), which cancels ctx
+		err = errors.New("interrupted by a signal: stopped before the run finished, no figures (spawned servers stopped)")
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "possync-bench:", err)
