@@ -132,6 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	removeStaleDirs(stderr)
 	nofile := raiseFileLimit()
 	maxTerms := o.pos
 	if len(o.idle) > 0 {
