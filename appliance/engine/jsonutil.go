@@ -32,7 +32,7 @@ func parseObject(raw json.RawMessage, path string) (object, error) {
 	}
 	var o object
 	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, invalid("%s is not valid JSON: %v", path, err)
+		return nil, invalid("%s is not valid JSON: %s", path, jsonx.ErrorAt(err, path))
 	}
 	return o, nil
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"possync/appliance/internal/jsonx"
 )
 
 // checkLines refuses order lines the server cannot read, naming the place
@@ -36,7 +38,7 @@ func checkLines(raw json.RawMessage, path string) error {
 func checkLinesSlow(raw json.RawMessage, path string) error {
 	var elems []json.RawMessage
 	if err := json.Unmarshal(raw, &elems); err != nil {
-		return invalid("%s: not valid JSON: %v", path, err)
+		return invalid("%s: not valid JSON: %s", path, jsonx.ErrorAt(err, path))
 	}
 	var triple []json.RawMessage
 	for i, el := range elems {
@@ -46,7 +48,7 @@ func checkLinesSlow(raw json.RawMessage, path string) error {
 		}
 		triple = triple[:0]
 		if err := json.Unmarshal(el, &triple); err != nil {
-			return invalid("%s: not valid JSON: %v", at, err)
+			return invalid("%s: not valid JSON: %s", at, jsonx.ErrorAt(err, at))
 		}
 		if len(triple) != 3 {
 			return invalid("%s: expected a [0, 0, {line}] triple, got %d elements", at, len(triple))
@@ -59,7 +61,7 @@ func checkLinesSlow(raw json.RawMessage, path string) error {
 			Qty json.RawMessage `json:"qty"`
 		}
 		if err := json.Unmarshal(triple[2], &ln); err != nil {
-			return invalid("%s[2]: not valid JSON: %v", at, err)
+			return invalid("%s[2]: not valid JSON: %s", at, jsonx.ErrorAt(err, at+"[2]"))
 		}
 		if k := kind(ln.UID); ln.UID != nil && k != "string" && k != "number" && k != "null" {
 			return invalid("%s[2].uid: expected a string, got %s", at, k)

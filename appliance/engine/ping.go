@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"possync/appliance"
+	"possync/appliance/internal/jsonx"
 )
 
 // Ping handles /pos_longpolling/update: it publishes the string "PONG" on
@@ -79,7 +80,7 @@ func (e *Engine) ParsePoll(params json.RawMessage) (PollParams, error) {
 	items, ok := splitArray(chRaw)
 	if !ok {
 		if err := json.Unmarshal(chRaw, &items); err != nil {
-			return pp, invalid("params.channels is not valid JSON: %v", err)
+			return pp, invalid("params.channels is not valid JSON: %s", jsonx.ErrorAt(err, "params.channels"))
 		}
 	}
 	seen := make(map[string]bool, len(items))

@@ -99,6 +99,12 @@ func TestBadInput(t *testing.T) {
 		edit(p, msg, msg["data"].(map[string]any))
 		return p
 	}
+	// Two params members (keys match without regard to case, the later
+	// wins): the earlier one must still be valid JSON.
+	goodParams, err := json.Marshal(good(func(_, _, _ map[string]any) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		path   string
@@ -106,8 +112,16 @@ func TestBadInput(t *testing.T) {
 		params any
 		where  string // data.message must mention it
 	}{
+		{name: "invalid params before a valid Params", path: apptest.RouteUpdate, where: "not a JSON-RPC object",
+			raw: `{"jsonrpc":"2.0","method":"call","params":{"a":tru},"Params":` + string(goodParams) + `,"id":1}`},
 		{name: "malformed JSON", path: apptest.RouteUpdate, raw: `{"jsonrpc":"2.0","method":"call","params":{"multi_session_id":1,`},
 		{name: "array body", path: apptest.RouteUpdate, raw: `[1,2,3]`},
+		{name: "invalid params", path: apptest.RouteUpdate, where: "at byte 8 of params",
+			raw: `{"jsonrpc":"2.0","method":"call","params":{"a":tru},"id":1}`},
+		{name: "invalid poll params", path: apptest.RoutePoll, where: "at byte 16 of params",
+			raw: `{"jsonrpc":"2.0","method":"call","params":{"channels":[tru],"last":0},"id":1}`},
+		{name: "trailing garbage", path: apptest.RouteUpdate, where: "at byte 37 of the body",
+			raw: `{"jsonrpc":"2.0","params":{},"id":1} xyz`},
 		{name: "string body", path: apptest.RoutePing, raw: `"PING"`},
 		{name: "empty body", path: apptest.RoutePoll, raw: ` `},
 		{name: "invalid UTF-8 in a note", path: apptest.RouteUpdate, where: "not valid UTF-8 at byte 85",

@@ -80,6 +80,13 @@ func splitEnvelope(body []byte) (env envelope, ok bool) {
 		}
 		switch {
 		case isParams:
+			// A later params replaces this one, as in encoding/json,
+			// which still refuses the body if an earlier one is not
+			// valid JSON: the earlier object, delimited only, is
+			// validated now ({"params":{"a":tru},"Params":{}}).
+			if env.Params != nil && !json.Valid(env.Params) {
+				return env, false
+			}
 			env.Params = val
 		case bytes.EqualFold(key, []byte("id")):
 			env.ID = val

@@ -80,7 +80,7 @@ func FuzzSplitEnvelope(f *testing.F) {
 		`{"jsonrpc":"2.0","method":"call","params":{"channels":["a"],"last":3},"id":7}`,
 		` { "ID" : "x" , "Params" : {"a":"}"} , "id" : [1,{"b":null}] } `,
 		`{"params":{"a":1]},"id":1}`, `{"params":[1,2}`, `{"params":tru,"id":1}`,
-		`{"id":1,"id":2,"params":null}`, `{}`, `{"a\u0041":1}`, `{"id":1}x`, `[1]`,
+		`{"id":1,"id":2,"params":null}`, `{"params":{"a":tru},"params":{}}`, `{}`, `{"a\u0041":1}`, `{"id":1}x`, `[1]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -104,6 +104,11 @@ func TestSplitEnvelope(t *testing.T) {
 		{`{"p\u0061rams":{}}`, ``, ``, false},
 		{`{"id":1} {}`, ``, ``, false},
 		{`{"id":1,}`, ``, ``, false},
+		// A later params replaces an earlier one, but an earlier invalid
+		// one still makes the body invalid JSON.
+		{`{"params":{"a":tru},"Params":{},"id":1}`, ``, ``, false},
+		{`{"params":{"a":[1}],"params":{"b":2},"id":1}`, ``, ``, false},
+		{`{"Params":{"a":1},"params":{"b":2},"id":1}`, `1`, `{"b":2}`, true},
 		{`[{"id":1}]`, ``, ``, false},
 	} {
 		env, ok := splitEnvelope([]byte(c.body))

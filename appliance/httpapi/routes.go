@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"possync/appliance"
+	"possync/appliance/internal/jsonx"
 )
 
 const (
@@ -104,7 +105,7 @@ func (s *Server) rpc(ctx *fasthttp.RequestCtx, path string) {
 	}
 	env, err := parseEnvelope(body)
 	if err != nil {
-		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body is not a JSON-RPC object: %v", err))
+		s.writeError(ctx, nil, appliance.Errorf(appliance.EINVALID, "request body is not a JSON-RPC object: %s", jsonx.ErrorAt(err, "the body")))
 		return
 	}
 	if env.Params == nil || string(env.Params) == "null" {

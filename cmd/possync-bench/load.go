@@ -168,8 +168,17 @@ func runLoad(ctx context.Context, tg target, p loadParams, progress io.Writer) (
 	stopProgress()
 	res := result{side: tg.name(), perUpdate: tg.perUpdate(), p: p, snap: rec.snapshot(), elapsed: elapsed, procsSeen: len(procs)}
 	if len(procs) > 0 {
-		res.rssMiB = float64(rssOf(procs)) / 1024
-		res.cpu = cpuOf(procs) - cpu0
+		if rss := rssOf(procs); rss > 0 {
+			res.rssMiB = float64(rss) / 1024
+			res.cpu = cpuOf(procs) - cpu0
+		} else {
+			// The server died during the run: no figures rather than
+			// 0 MiB and a negative CPU time.
+			res.procsSeen = 0
+			if progress != nil {
+				fmt.Fprintf(progress, "%s: server process %v gone at the end of the run: no RSS/CPU figures\n", tg.name(), procs)
+			}
+		}
 	}
 	res.benchCPU = cpuOf([]int{selfPID()}) - bench0
 	return res, ctx.Err()

@@ -32,6 +32,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) { // before stop(), which cancels ctx
+		err = errors.New("interrupted by a signal: stopped before the run finished, no figures (spawned servers stopped)")
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "possync-bench:", err)
@@ -79,6 +82,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.spawn == (o.url != "") {
 		return o, errors.New("give exactly one of -spawn and -url")
 	}
+	if o.url != "" {
+		// The terminals post to possync's own routes on the URL's host
+		// (as Odoo's Sync Server field, no path) over plain HTTP.
+		u, err := url.Parse(o.url)
+		if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return o, fmt.Errorf("-url %q: want http://host:port (plain HTTP, no path, query or user; -spawn starts a server)", o.url)
+		}
+	}
+	if o.serverBin != "" && !o.spawn {
+		return o, errors.New("-server-bin goes with -spawn")
+	}
 	if o.peer != "" && o.peer != "nchan" {
 		return o, fmt.Errorf("-peer %q: only nchan is known", o.peer)
 	}
@@ -117,6 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	removeStaleDirs(stderr)
 	nofile := raiseFileLimit()
 	maxTerms := o.pos
 	if len(o.idle) > 0 {

@@ -96,6 +96,10 @@ func startNginx(ctx context.Context, nginx, module string) (*nginxProc, error) {
 	// Workers run as nobody when started by root: they must reach the
 	// prefix (nginx chowns the temp directories it creates).
 	_ = os.Chmod(prefix, 0o755)
+	if err := claimDir(prefix); err != nil {
+		os.RemoveAll(prefix)
+		return nil, err
+	}
 	port, err := freePort()
 	if err != nil {
 		os.RemoveAll(prefix)

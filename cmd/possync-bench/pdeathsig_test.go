@@ -91,3 +91,56 @@ func TestKilledBenchTakesSpawnedServer(t *testing.T) {
 	}
 	t.Fatalf("spawned server(s) %v still running 10 s after the bench was killed with SIGKILL", kids)
 }
+
+// A bench interrupted (SIGINT, as by Ctrl-C) in the middle of a run stops
+// at once, says it was interrupted, exits 1 and stops the server it
+// spawned.
+func TestInterruptedBenchSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds possync and the bench")
+	}
+	dir := t.TempDir()
+	bench, server := filepath.Join(dir, "possync-bench"), filepath.Join(dir, "possync")
+	for bin, pkg := range map[string]string{bench: ".", server: "../possync"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	var stderr strings.Builder
+	cmd := exec.Command(bench, "-spawn", "-server-bin", server, "-pos", "3", "-rate", "5", "-duration", "2m", "-progress", "0")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var kids []int
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && len(kids) == 0; time.Sleep(50 * time.Millisecond) {
+		kids = children(cmd.Process.Pid)
+	}
+	if len(kids) == 0 {
+		t.Fatal("the bench started no server within 30 s")
+	}
+	time.Sleep(time.Second)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("interrupted bench: %v, want exit status 1", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the bench still runs 20 s after SIGINT\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say the run was interrupted:\n%s", stderr.String())
+	}
+	for _, pid := range kids {
+		if alive(pid) {
+			t.Errorf("spawned server %d still running after the bench stopped", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -80,7 +81,9 @@ func ratio(a, b float64) *float64 {
 	if b <= 0 {
 		return nil
 	}
-	r := round2(a / b)
+	// Three significant digits: a ratio of 0.005 (possync's p99 far
+	// below a stalled peer's) must not print as 0.
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(a/b, 'g', 3, 64), 64)
 	return &r
 }
 
@@ -130,7 +133,7 @@ func report(w io.Writer, main result, peer *result) error {
 		}
 		if sum.Peer != nil {
 			if r != nil {
-				cells = append(cells, fmt.Sprintf("%.2f", *r))
+				cells = append(cells, strconv.FormatFloat(*r, 'f', -1, 64))
 			} else {
 				cells = append(cells, "")
 			}

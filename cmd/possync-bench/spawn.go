@@ -72,6 +72,10 @@ func spawnPossync(ctx context.Context, bin string, maxTerms int, stderr io.Write
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
+	if err := claimDir(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	s := &spawned{dir: dir, log: filepath.Join(dir, "server.log"), done: make(chan error, 1)}
 	if bin == "" {
 		if bin, err = buildPossync(ctx, dir, stderr); err != nil {

@@ -5,6 +5,8 @@ package jsonx
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 )
 
 // AppendString appends s as a JSON string, escaping as JavaScript's
@@ -99,4 +101,16 @@ func ValueEnd(b []byte, i int) int {
 		k++
 	}
 	return k
+}
+
+// ErrorAt returns err's text and, when err is a JSON syntax error, where
+// in what (e.g. "params") it stopped: "invalid character '}' in literal
+// true (expecting 'e') at byte 8 of params" (0-based, as the "not valid
+// UTF-8 at byte N" errors count).
+func ErrorAt(err error, what string) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset > 0 {
+		return fmt.Sprintf("%v at byte %d of %s", err, se.Offset-1, what)
+	}
+	return err.Error()
 }
