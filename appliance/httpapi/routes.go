@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -150,17 +149,17 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 		s.writeError(ctx, env.ID, appliance.Errorf(appliance.ELIMIT, "%s", s.capMsg).WithValue(remoteHost(ctx.RemoteAddr())))
 		return
 	}
-	// The answer is rendered once, envelope included, into a pooled
-	// buffer and copied into fasthttp's pooled body buffer: a burst of N
-	// woken polls allocates no N copies of the message (with
-	// ReduceMemoryUsage fasthttp returns its buffer once the answer is
-	// written, so a waiting connection holds neither).
+	// The answer is rendered once, envelope included, straight into
+	// fasthttp's pooled body buffer (taken with SwapBody, handed back
+	// filled): a burst of N woken polls allocates no N copies of the
+	// message, and with ReduceMemoryUsage fasthttp returns the buffer to
+	// its pool once the answer is written, so a waiting connection holds
+	// none.
 	size := 64 + len(env.ID)
 	for _, n := range notes {
 		size += 48 + len(n.Channel) + n.MessageSize()
 	}
-	bp := answerBufs.Get().(*[]byte)
-	buf := slices.Grow((*bp)[:0], size)
+	buf := slices.Grow(ctx.Response.SwapBody(nil)[:0], size)
 	buf = append(buf, `{"jsonrpc":"2.0","id":`...)
 	buf = appendID(buf, env.ID)
 	buf = append(buf, `,"result":[`...)
@@ -178,19 +177,8 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx, env envelope) {
 	}
 	buf = append(buf, "]}"...)
 	ctx.SetContentType("application/json")
-	ctx.Response.SetBody(buf)
-	if cap(buf) <= maxPooledAnswer {
-		*bp = buf[:0]
-		answerBufs.Put(bp)
-	}
+	ctx.Response.SwapBody(buf)
 }
-
-// answerBufs holds poll-answer buffers (*[]byte) for reuse; one larger
-// than maxPooledAnswer (an answer carrying a burst of large orders) is
-// left to the garbage collector instead of pinning its size in the pool.
-var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-const maxPooledAnswer = 64 << 10
 
 func (s *Server) writeResult(ctx *fasthttp.RequestCtx, id, result []byte) {
 	ctx.SetContentType("application/json")
@@ -236,6 +224,10 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, id []byte, err error) {
 	ctx.SetBody(appendRPCError(nil, id, code, msg))
 }
 
+// exactReadMax is the largest declared body length readBody allocates
+// up front (an order update is 2–10 KiB).
+const exactReadMax = 256 << 10
+
 // drainCap bounds how much of an oversized body is read and discarded so
 // the connection can close cleanly (a close with unread data makes the
 // kernel reset it, and the client would never see the 413).
@@ -257,10 +249,12 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx) ([]byte, bool) {
 	}
 	var body []byte
 	var err error
-	if cl := ctx.Request.Header.ContentLength(); cl >= 0 {
+	if cl := ctx.Request.Header.ContentLength(); cl >= 0 && cl <= exactReadMax {
 		// The usual case: read exactly the declared length into one
 		// buffer of that size (io.ReadAll would grow and copy from 512
-		// bytes, and keep the slack for as long as a poll waits).
+		// bytes, and keep the slack for as long as a poll waits). A
+		// larger declared length goes through io.ReadAll, so memory
+		// follows the bytes that arrive, not what a client claims.
 		body = make([]byte, cl)
 		_, err = io.ReadFull(stream, body)
 	} else {
