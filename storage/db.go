@@ -39,14 +39,13 @@ type DB struct {
 	gcRewrites atomic.Uint64  // value-log files rewritten
 
 	// closeMu guards closed. Every method holds it for reading while it
-	// uses bdb; Close holds it for writing. Lock order: closeMu, busMu.
+	// uses bdb; Close holds it for writing.
 	closeMu sync.RWMutex
 	closed  bool
 
-	// busMu guards lastBus and orders the commits that write the
-	// last_bus_id key (see Commit).
-	busMu   sync.Mutex
-	lastBus uint64 // last value written to last_bus_id
+	// lastBus is the last value written to last_bus_id: set by Open,
+	// then only by the committer's one writer at a time (group.go).
+	lastBus uint64
 
 	commits committer // the commit queue (group.go)
 }

@@ -115,7 +115,8 @@ func (db *DB) writeGroup(bs []*appliance.Batch) []error {
 // writeTxn writes the batches in one Badger transaction, raising the
 // last_bus_id key to the highest notification id among them, and returns
 // once it is synced. Only one writeTxn runs at a time (the committer), so
-// the key's newest version is always the maximum.
+// the key's newest version is always the maximum, and lastBus needs no
+// lock of its own.
 func (db *DB) writeTxn(bs []*appliance.Batch) error {
 	txn := db.bdb.NewTransaction(true)
 	defer txn.Discard()
@@ -137,8 +138,6 @@ func (db *DB) writeTxn(bs []*appliance.Batch) error {
 	if !hasBus {
 		return txn.Commit()
 	}
-	db.busMu.Lock()
-	defer db.busMu.Unlock()
 	bus = max(bus, db.lastBus)
 	if err := txn.Set(keyLastBusID, binary.BigEndian.AppendUint64(nil, bus)); err != nil {
 		return err
