@@ -45,7 +45,7 @@ func BenchmarkUpdateOrder(b *testing.B) {
 
 // BenchmarkParseUpdate measures the parsing part of an update_order of a
 // ~6 KiB order with 20 lines: parseRequest (params, message, data) and
-// markChanged against the previous lines (parseLines), without the
+// markChanged against the previous lines (split once, by checkLines), without the
 // commit or the broadcast.
 func BenchmarkParseUpdate(b *testing.B) {
 	lines := make([]any, 20)
@@ -59,7 +59,11 @@ func BenchmarkParseUpdate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	prev := markChanged(first.data, nil)
+	fu, err := parseOrderUpdate(first.data, pData)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prev := markChanged(first.data, fu.lines, nil)
 	b.SetBytes(int64(len(params)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -67,10 +71,11 @@ func BenchmarkParseUpdate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := parseOrderUpdate(r.data, pData); err != nil {
+		u, err := parseOrderUpdate(r.data, pData)
+		if err != nil {
 			b.Fatal(err)
 		}
-		markChanged(r.data, prev)
+		markChanged(r.data, u.lines, prev)
 	}
 }
 

@@ -17,20 +17,26 @@ import (
 // a string or number uid and a number qty. Every other key is the client's and passes
 // through untouched. path names lines in errors, e.g.
 // "params.message.data.lines[3][2].qty: expected a number, got string".
-func checkLines(raw json.RawMessage, path string) error {
+func checkLines(raw json.RawMessage, path string) ([]line, error) {
 	if raw == nil || kind(raw) == "null" {
-		return nil
+		return nil, nil
 	}
 	if k := kind(raw); k != "array" {
-		return invalid("%s: expected a list of [0, 0, {line}] triples, got %s", path, k)
+		return nil, invalid("%s: expected a list of [0, 0, {line}] triples, got %s", path, k)
 	}
-	// raw is a member of a parsed message, hence valid JSON: split it
-	// without validating it again (jsonsplit.go). Lines the fast path
-	// cannot vouch for go through the checks below, which name the error.
-	if triples, ok := splitTriples(raw); ok && linesReadable(triples) {
-		return nil
+	// raw is a member of a parsed message, hence valid JSON: parseLines
+	// splits it without validating it again (jsonsplit.go), and the
+	// update's is_changed marking reuses what it split. Lines the fast
+	// path cannot vouch for go through the checks below, which name the
+	// error.
+	lines, ok := parseLines(raw)
+	if ok && linesReadable(lines) {
+		return lines, nil
 	}
-	return checkLinesSlow(raw, path)
+	if err := checkLinesSlow(raw, path); err != nil {
+		return nil, err
+	}
+	return lines, nil
 }
 
 // checkLinesSlow is checkLines with encoding/json, for lines the fast
@@ -78,21 +84,18 @@ func checkLinesSlow(raw json.RawMessage, path string) error {
 	return nil
 }
 
-// linesReadable reports whether every triple passes checkLines, deciding
+// linesReadable reports whether every line passes checkLines, deciding
 // only what it can decide exactly as the checks in checkLines do: it
-// reports false (the caller then runs those checks) for a triple that is
+// reports false (the caller then runs those checks) for a line that is
 // not [_, _, {object}], a line object with a non-ASCII key or with two
 // keys matching uid or qty (encoding/json matches struct fields without
 // regard to case, and the later key wins), or a uid or qty it refuses.
-func linesReadable(triples [][]json.RawMessage) bool {
-	for _, tr := range triples {
-		if len(tr) != 3 || kind(tr[2]) != "object" {
+func linesReadable(lines []line) bool {
+	for _, ln := range lines {
+		if len(ln.triple) != 3 || ln.dict == nil {
 			return false
 		}
-		d, ok := splitObject(tr[2])
-		if !ok {
-			return false
-		}
+		d := ln.dict
 		var uid, qty json.RawMessage
 		var nUID, nQty int
 		for k, v := range d {

@@ -86,8 +86,8 @@ func linesAgree(t *testing.T, raw []byte) {
 	if !json.Valid(raw) || kind(raw) != "array" {
 		return
 	}
-	triples, ok := splitTriples(raw)
-	if !ok || !linesReadable(triples) {
+	lines, ok := parseLines(raw)
+	if !ok || !linesReadable(lines) {
 		return
 	}
 	if err := checkLinesSlow(raw, "lines"); err != nil {
@@ -121,11 +121,11 @@ func TestLinesReadable(t *testing.T) {
 		{`[[0,0,{"uid":"a","uid":{}}]]`, false, false},
 	} {
 		raw := []byte(c.lines)
-		triples, split := splitTriples(raw)
-		if fast := split && linesReadable(triples); fast != c.fast {
+		lines, split := parseLines(raw)
+		if fast := split && linesReadable(lines); fast != c.fast {
 			t.Errorf("linesReadable(%s) = %v, want %v", c.lines, fast, c.fast)
 		}
-		if err := checkLines(raw, "lines"); (err == nil) != c.ok {
+		if _, err := checkLines(raw, "lines"); (err == nil) != c.ok {
 			t.Errorf("checkLines(%s) = %v, want ok %v", c.lines, err, c.ok)
 		}
 		linesAgree(t, raw)

@@ -10,11 +10,12 @@ import "encoding/json"
 // only does count, as in the reference). New lines get no flag.
 // Lines that are not [x, y, {uid: ...}] triples are left alone.
 //
-// old is the stored order's lines by uid (nil: none). markChanged returns
-// the new lines by uid, to be kept as the next call's old.
-func markChanged(data object, old map[string]object) map[string]object {
-	incoming, ok := parseLines(data.field("lines"))
-	if !ok || len(incoming) == 0 {
+// incoming is data's "lines" as parseLines split them (checkLines did);
+// markChanged updates them and data in place. old is the stored order's
+// lines by uid (nil: none). markChanged returns the new lines by uid, to
+// be kept as the next call's old.
+func markChanged(data object, incoming []line, old map[string]object) map[string]object {
+	if len(incoming) == 0 {
 		return nil
 	}
 	changed := false

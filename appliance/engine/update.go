@@ -86,6 +86,7 @@ type orderUpdate struct {
 	rev   int64
 	nonce json.RawMessage
 	seq   int64
+	lines []line // data.lines as checkLines split them (nil: none or unreadable), for markChanged
 }
 
 func parseOrderUpdate(data object, path string) (orderUpdate, error) {
@@ -103,7 +104,8 @@ func parseOrderUpdate(data object, path string) (orderUpdate, error) {
 	if u.nonce = data["nonce"]; len(u.nonce) == 0 {
 		return u, invalid("%s.nonce is missing", path)
 	}
-	return u, checkLines(data.field("lines"), path+".lines")
+	u.lines, err = checkLines(data.field("lines"), path+".lines")
+	return u, err
 }
 
 func (e *Engine) updateOrder(ctx context.Context, r *request) (json.RawMessage, error) {
@@ -189,7 +191,7 @@ func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMe
 		if prev == nil {
 			prev = storedLines(o.msg)
 		}
-		n.lines = markChanged(data, prev)
+		n.lines = markChanged(data, u.lines, prev)
 		n.rev = o.rev + 1
 		n.run = o.run
 		if run > o.run && run == t.runID {
@@ -199,7 +201,7 @@ func (t *txn) storeOrder(msg, data object, u orderUpdate, run int64) (json.RawMe
 		}
 	} else {
 		n.rev = 1
-		n.lines = markChanged(data, nil)
+		n.lines = markChanged(data, u.lines, nil)
 	}
 	if n.seq == 0 {
 		n.seq = t.orderID + 1
