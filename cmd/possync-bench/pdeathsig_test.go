@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,7 @@ import (
 	"time"
 )
 
-// children returns the pids whose parent is ppid (from /proc/<pid>/stat).
+// children returns the pids whose parent is ppid (/proc/<pid>/stat).
 func children(ppid int) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
@@ -20,13 +21,7 @@ func children(ppid int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(ppid) {
+		if f := statFields(pid); len(f) > 1 && f[1] == strconv.Itoa(ppid) {
 			out = append(out, pid)
 		}
 	}
@@ -35,18 +30,15 @@ func children(ppid int) []int {
 
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	f := statFields(pid)
 	return len(f) > 0 && f[0] != "Z"
 }
 
-// A bench killed with SIGKILL (no chance to clean up) takes the possync it
-// spawned along: the child gets SIGTERM from the kernel (Pdeathsig), so no
-// stray server keeps its port and data directory.
-func TestKilledBenchTakesSpawnedServer(t *testing.T) {
+// startBench builds the bench and possync, starts a 2-minute -spawn run
+// of 3 terminals (stderr to the given writer, if any) and returns it with
+// the pids of the servers it spawned, once there is one.
+func startBench(t *testing.T, stderr io.Writer) (*exec.Cmd, []int) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds possync and the bench")
 	}
@@ -58,10 +50,11 @@ func TestKilledBenchTakesSpawnedServer(t *testing.T) {
 		}
 	}
 	cmd := exec.Command(bench, "-spawn", "-server-bin", server, "-pos", "3", "-rate", "5", "-duration", "2m", "-progress", "0")
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill() })
 	var kids []int
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && len(kids) == 0; time.Sleep(50 * time.Millisecond) {
 		kids = children(cmd.Process.Pid)
@@ -70,6 +63,14 @@ func TestKilledBenchTakesSpawnedServer(t *testing.T) {
 		t.Fatal("the bench started no server within 30 s")
 	}
 	time.Sleep(time.Second) // serving and being written to
+	return cmd, kids
+}
+
+// A bench killed with SIGKILL (no chance to clean up) takes the possync it
+// spawned along: the child gets SIGTERM from the kernel (Pdeathsig), so no
+// stray server keeps its port and data directory.
+func TestKilledBenchTakesSpawnedServer(t *testing.T) {
+	cmd, kids := startBench(t, nil)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -96,31 +97,8 @@ func TestKilledBenchTakesSpawnedServer(t *testing.T) {
 // at once, says it was interrupted, exits 1 and stops the server it
 // spawned.
 func TestInterruptedBenchSaysSo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds possync and the bench")
-	}
-	dir := t.TempDir()
-	bench, server := filepath.Join(dir, "possync-bench"), filepath.Join(dir, "possync")
-	for bin, pkg := range map[string]string{bench: ".", server: "../possync"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
 	var stderr strings.Builder
-	cmd := exec.Command(bench, "-spawn", "-server-bin", server, "-pos", "3", "-rate", "5", "-duration", "2m", "-progress", "0")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var kids []int
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && len(kids) == 0; time.Sleep(50 * time.Millisecond) {
-		kids = children(cmd.Process.Pid)
-	}
-	if len(kids) == 0 {
-		t.Fatal("the bench started no server within 30 s")
-	}
-	time.Sleep(time.Second)
+	cmd, kids := startBench(t, &stderr)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
