@@ -29,6 +29,8 @@ type health struct {
 	Capped   int    `json:"polls_answered_client_cap"`
 	// IdleClosed counts idle connections closed to make room at the limit.
 	IdleClosed int `json:"idle_conns_closed"`
+	// OpenConns counts the server's open connections (this /healthz's own included).
+	OpenConns int `json:"open_conns"`
 }
 
 // getHealth fetches /healthz on a new connection; code is 0 when the
@@ -239,6 +241,9 @@ func TestPollsPerClientShareOfSmallMaxConns(t *testing.T) {
 		t.Fatalf("oldest poll of an address holding half of max_conns %d answered %d %s, want LimitReached naming http.max_conns", max, resp.StatusCode, body)
 	}
 	first.Close()
+	// Until the server has seen that close, first still counts against
+	// max_conns, and the other half would find one connection too few.
+	waitHealth(t, srv.URL, wait, "the answered poll's connection closed", func(h health, _ int) bool { return h.OpenConns == max/2+1 })
 	// The other address parks on the other half (one connection is left
 	// for /healthz).
 	for i := range max/2 - 1 {
