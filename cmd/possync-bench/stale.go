@@ -5,57 +5,73 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
+	"sync"
+	"syscall"
 )
 
 // A bench killed with SIGKILL takes its possync and nginx along
 // (Pdeathsig) but cannot remove their temporary directories (with -spawn
-// the built binary alone is about 27 MiB). Each directory therefore names
-// its owner, and the next bench removes those whose owner is gone.
+// the built binary alone is about 27 MiB). Each directory therefore holds
+// an owner file that its bench keeps locked with flock(2) while it runs;
+// the kernel drops the lock when the process ends, however it ends, and
+// the next bench removes the directories whose lock it can take.
+//
+// A lock, not "pid and start time" from /proc/PID/stat: under qemu-user
+// (the arm64 test step) a process reading its own stat gets the start time
+// of the calling thread, which differs from one Go thread to the next.
 
-// ownerFile holds "pid starttime" of the bench that made the directory.
+// ownerFile is the file its bench holds an exclusive flock on; it
+// contains the bench's pid, for a person looking.
 const ownerFile = "possync-bench.owner"
 
-// procStart returns pid's start time (/proc/PID/stat field 22), which
-// tells a live owner from a later process that reuses its pid.
-func procStart(pid int) string {
-	f := statFields(pid)
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
+// claimed keeps the owner files open, and so locked, until the process
+// ends: an *os.File that is no longer referenced is closed by its
+// finalizer, which would release the lock.
+var claimed struct {
+	sync.Mutex
+	files []*os.File
 }
 
-// claimDir records this process as the owner of dir.
+// claimDir makes this process the owner of dir until it exits.
 func claimDir(dir string) error {
-	id := fmt.Sprintf("%d %s\n", os.Getpid(), procStart(os.Getpid()))
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(id), 0o644); err != nil {
+	path := filepath.Join(dir, ownerFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
 		return fmt.Errorf("mark %s as this bench's: %w", dir, err)
 	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("mark %s as this bench's: lock %s: %w", dir, path, err)
+	}
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	claimed.Lock()
+	claimed.files = append(claimed.files, f)
+	claimed.Unlock()
 	return nil
 }
 
 // removeStaleDirs removes the temporary directories of benches that are
 // no longer running, saying so on log. A directory without an owner file
-// (not made by a bench, or by an older one) is left alone.
+// (not made by a bench, or by an older one) is left alone, as is one whose
+// owner file is locked (its bench still runs).
 func removeStaleDirs(log io.Writer) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "possync-bench-*"))
 	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b))
-		if len(f) != 2 {
-			continue
-		}
-		pid, err := strconv.Atoi(f[0])
-		if err != nil || (pid > 0 && procStart(pid) == f[1]) {
-			continue // its bench still runs
-		}
-		if err := os.RemoveAll(dir); err == nil {
-			fmt.Fprintf(log, "removed %s, left by a bench that was killed\n", dir)
+		if ownerGone(dir) {
+			if err := os.RemoveAll(dir); err == nil {
+				fmt.Fprintf(log, "removed %s, left by a bench that was killed\n", dir)
+			}
 		}
 	}
+}
+
+// ownerGone reports whether dir has an owner file that nobody holds locked.
+func ownerGone(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, ownerFile))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	// EWOULDBLOCK: its bench still runs. Closing f releases our lock.
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
 }
