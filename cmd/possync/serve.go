@@ -67,6 +67,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // engine, listener, READY; shutdown order: mDNS goodbye, HTTP (waking
 // waiting polls), engine, store.
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	setMemoryLimit(cfg.Bus.MaxRetainedMiB<<20, logger)
 	dir, err := filepath.Abs(cfg.Storage.Dir)
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", cfg.Storage.Dir, err)
