@@ -220,6 +220,12 @@ type Stats struct {
 	GCRewrites uint64 // value-log files rewritten by GC since Open
 	FreeBytes  uint64 // available on the data file system (0 = not measured)
 	TotalBytes uint64 // size of the data file system (0 = not measured)
+	// Transactions counts the Badger transactions committed since Open:
+	// one per group of commits that overlapped (group.go), each synced
+	// once. Commits counts the batches made durable in them, so
+	// Commits/Transactions is the mean group size.
+	Transactions uint64
+	Commits      uint64
 }
 
 // Stats returns the store's sizes.
@@ -230,6 +236,9 @@ func (db *DB) Stats() (Stats, error) {
 	defer db.closeMu.RUnlock()
 	lsm, vlog := db.bdb.Size()
 	st := Stats{LSMBytes: lsm, VLogBytes: vlog, GCRuns: db.gcRuns.Load(), GCRewrites: db.gcRewrites.Load()}
+	db.commits.mu.Lock()
+	st.Transactions, st.Commits = db.commits.stats.groups, db.commits.stats.batches
+	db.commits.mu.Unlock()
 	st.DirBytes = dirBytes(db.dir)
 	if free, total, err := statfsUsage(db.dir); err == nil {
 		st.FreeBytes, st.TotalBytes = free, total

@@ -33,10 +33,10 @@ type queuedCommit struct {
 	done chan error // 1-buffered: the result, or errLead
 }
 
-// groupStats counts what the committer did since Open.
+// groupStats counts what the committer wrote since Open (Stats shows it).
 type groupStats struct {
-	groups  uint64 // transactions written (a group or a lone commit)
-	batches uint64 // batches in them
+	groups  uint64 // transactions committed (a group or a lone commit)
+	batches uint64 // batches made durable in them
 	largest int    // most batches in one group
 }
 
@@ -130,21 +130,22 @@ func (db *DB) writeTxn(bs []*appliance.Batch) error {
 			bus, hasBus = max(bus, last), true
 		}
 	}
+	if hasBus {
+		bus = max(bus, db.lastBus)
+		if err := txn.Set(keyLastBusID, binary.BigEndian.AppendUint64(nil, bus)); err != nil {
+			return err
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	if hasBus {
+		db.lastBus = bus
+	}
 	db.commits.mu.Lock()
 	db.commits.stats.groups++
 	db.commits.stats.batches += uint64(len(bs))
 	db.commits.stats.largest = max(db.commits.stats.largest, len(bs))
 	db.commits.mu.Unlock()
-	if !hasBus {
-		return txn.Commit()
-	}
-	bus = max(bus, db.lastBus)
-	if err := txn.Set(keyLastBusID, binary.BigEndian.AppendUint64(nil, bus)); err != nil {
-		return err
-	}
-	if err := txn.Commit(); err != nil {
-		return err
-	}
-	db.lastBus = bus
 	return nil
 }

@@ -94,6 +94,9 @@ func TestCommitGroup(t *testing.T) {
 	if got.groups != before.groups+1 || got.batches != before.batches+6 || got.largest != 6 {
 		t.Fatalf("stats after 6 queued commits = %+v (before %+v), want one more transaction holding all 6", got, before)
 	}
+	if st, err := db.Stats(); err != nil || st.Transactions != got.groups || st.Commits != got.batches {
+		t.Fatalf("Stats() = Transactions %d, Commits %d (%v), want %d and %d", st.Transactions, st.Commits, err, got.groups, got.batches)
+	}
 	// A lone commit after the group is written at once, by itself.
 	if err := db.Commit(context.Background(), groupBatch("lone", 1, 10, 0)); err != nil {
 		t.Fatalf("Commit(lone) = %v", err)

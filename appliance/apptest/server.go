@@ -167,7 +167,8 @@ func open(opts Options) (*Server, error) {
 				return httpapi.StorageInfo{}
 			}
 			return httpapi.StorageInfo{FreeBytes: st.FreeBytes, TotalBytes: st.TotalBytes,
-				StoreBytes: st.DirBytes, GCRuns: st.GCRuns, GCRewrites: st.GCRewrites}
+				StoreBytes: st.DirBytes, GCRuns: st.GCRuns, GCRewrites: st.GCRewrites,
+				Transactions: st.Transactions, Commits: st.Commits}
 		},
 	})
 	if err := srv.Open(); err != nil {

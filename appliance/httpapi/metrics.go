@@ -180,6 +180,8 @@ func (s *Server) writeStateMetrics(w io.Writer) {
 		g(w, "possync_data_size_bytes", si.TotalBytes)
 		c(w, "possync_badger_vlog_gc_runs_total", si.GCRuns)
 		c(w, "possync_badger_vlog_gc_rewrites_total", si.GCRewrites)
+		c(w, "possync_store_commits_total", si.Commits)
+		c(w, "possync_store_transactions_total", si.Transactions)
 	}
 	health := uint64(1)
 	if s.healthErr() != nil {

@@ -75,6 +75,8 @@ func TestMetricsExpositionParsesAndFollowsConventions(t *testing.T) {
 		{"possync_store_bytes", dto.MetricType_GAUGE, ""},
 		{"possync_data_free_bytes", dto.MetricType_GAUGE, ""},
 		{"possync_badger_vlog_gc_runs_total", dto.MetricType_COUNTER, ""},
+		{"possync_store_commits_total", dto.MetricType_COUNTER, ""},
+		{"possync_store_transactions_total", dto.MetricType_COUNTER, ""},
 		{"possync_terminals", dto.MetricType_GAUGE, "state"},
 		{"possync_build_info", dto.MetricType_GAUGE, "commit,go_version,version"},
 	} {
@@ -94,5 +96,14 @@ func TestMetricsExpositionParsesAndFollowsConventions(t *testing.T) {
 	}
 	if h := fams["possync_commit_seconds"].GetMetric()[0].GetHistogram(); h.GetSampleCount() < 2 || h.GetSampleSum() <= 0 {
 		t.Errorf("possync_commit_seconds after two sync_alls and an order: count %d sum %v", h.GetSampleCount(), h.GetSampleSum())
+	}
+	// Every commit the timing observer saw without error is durable, in a
+	// transaction of its own or shared.
+	h := fams["possync_commit_seconds"].GetMetric()[0].GetHistogram()
+	commits := fams["possync_store_commits_total"].GetMetric()[0].GetCounter().GetValue()
+	txns := fams["possync_store_transactions_total"].GetMetric()[0].GetCounter().GetValue()
+	if commits != float64(h.GetSampleCount()) || txns < 1 || txns > commits {
+		t.Errorf("possync_store_commits_total %v, possync_store_transactions_total %v after %d commits: want all the commits, in 1 to %d transactions",
+			commits, txns, h.GetSampleCount(), h.GetSampleCount())
 	}
 }

@@ -20,6 +20,9 @@ type StorageInfo struct {
 	StoreBytes uint64 // the store's files (LSM + value log), as Badger last measured them
 	GCRuns     uint64 // value-log GC passes since start
 	GCRewrites uint64 // value-log files rewritten by GC since start
+	// Transactions and Commits: store transactions synced since start, and
+	// the commits made durable in them (overlapping commits share one).
+	Transactions, Commits uint64
 }
 
 // Addresses is how terminals reach the box.

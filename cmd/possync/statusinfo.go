@@ -25,7 +25,8 @@ func storageInfo(store *storage.DB, logger *slog.Logger) func() httpapi.StorageI
 			return httpapi.StorageInfo{}
 		}
 		return httpapi.StorageInfo{FreeBytes: st.FreeBytes, TotalBytes: st.TotalBytes,
-			StoreBytes: st.DirBytes, GCRuns: st.GCRuns, GCRewrites: st.GCRewrites}
+			StoreBytes: st.DirBytes, GCRuns: st.GCRuns, GCRewrites: st.GCRewrites,
+			Transactions: st.Transactions, Commits: st.Commits}
 	}
 }
 
