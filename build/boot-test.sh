@@ -317,14 +317,18 @@ log "data partition grew to the end of the disk: $part_mib MiB, file system $fs_
 # last seconds may be missing: the hard reset cut them before journald
 # wrote them out.
 mkdir "$work/journal"
-debugfs -R "rdump /system/log/journal $work/journal" "$disk?offset=$((data_start * 512))" >/dev/null 2>&1 ||
-	fail "could not copy /system/log/journal off the data partition"
+# debugfs exits 0 even when the path is missing (it only prints "File not
+# found by ext2_lookup"): what counts is that journal files came out.
+debugfs -R "rdump /system/log/journal $work/journal" "$disk?offset=$((data_start * 512))" >"$work/debugfs.log" 2>&1 || true
+find "$work/journal" -name '*.journal' | grep -q . ||
+	fail "no journal files in /system/log/journal on the data partition: $(tail -n 3 "$work/debugfs.log")"
 journal() { journalctl -D "$work/journal/journal" --no-pager -q "$@"; }
 journal -b 0 -u possync.service -o cat >"$work/possync.journal" ||
 	fail "journalctl cannot read the box's journal"
 grep -q '^Started possync.service' "$work/possync.journal" ||
 	fail "the journal of the last boot lacks systemd's 'Started possync.service' (READY=1 not taken): $(tail -n 5 "$work/possync.journal")"
-journal -u possync.service -o cat >"$work/possync-all.journal"
+journal -u possync.service -o cat >"$work/possync-all.journal" ||
+	fail "journalctl cannot read the box's journal (all boots)"
 if grep -E 'possync.service: (Failed|Watchdog timeout|Main process exited, code=(killed|dumped))' "$work/possync-all.journal" >"$work/failed"; then
 	fail "the journal shows possync failing: $(head -n 3 "$work/failed")"
 fi

@@ -32,18 +32,26 @@ var claimed struct {
 	files []*os.File
 }
 
-// claimDir makes this process the owner of dir until it exits.
+// claimDir makes this process the owner of dir until it exits. The owner
+// file is locked under another name and then renamed (the lock stays with
+// the open file): created under its own name, it would be there unlocked
+// for a moment, and another bench sweeping just then would take the lock
+// and remove the directory of this live one.
 func claimDir(dir string) error {
 	path := filepath.Join(dir, ownerFile)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path+".new", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("mark %s as this bench's: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("mark %s as this bench's: lock %s: %w", dir, path, err)
+		return fmt.Errorf("mark %s as this bench's: lock %s: %w", dir, f.Name(), err)
 	}
 	fmt.Fprintf(f, "%d\n", os.Getpid())
+	if err := os.Rename(f.Name(), path); err != nil {
+		f.Close()
+		return fmt.Errorf("mark %s as this bench's: %w", dir, err)
+	}
 	claimed.Lock()
 	claimed.files = append(claimed.files, f)
 	claimed.Unlock()

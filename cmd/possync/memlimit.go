@@ -2,7 +2,10 @@ package main
 
 import (
 	"log/slog"
+	"math"
 	"os"
+	"runtime/debug"
+	"strconv"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
@@ -15,11 +18,11 @@ import (
 // A soft limit (GOMEMLIMIT, runtime/debug.SetMemoryLimit) makes the runtime
 // collect harder as the heap nears it instead of letting it double.
 //
-// The limit is memLimitRatio of what possync may use: the memory.max of
-// its cgroup v2 (systemd's MemoryMax=) when there is one, else the
-// machine's RAM. It comes from github.com/KimMachineGun/automemlimit, which
-// also honours the runtime's own GOMEMLIMIT (taken as it is) and
-// AUTOMEMLIMIT (another ratio, or "off").
+// The limit is memLimitRatio of what possync may use: the memory limit of
+// its cgroup (systemd's MemoryMax=; v2, or v1's memory.limit_in_bytes)
+// when there is one, else the machine's RAM, both read by
+// github.com/KimMachineGun/automemlimit. The runtime's own GOMEMLIMIT is
+// taken as it is; AUTOMEMLIMIT sets another ratio, or "off".
 
 // memLimitRatio is the share of the memory possync may use that becomes
 // its soft limit. The rest is for the box's other services and for the
@@ -34,38 +37,58 @@ const memLimitRatio = 0.5
 const memLimitHeadroom = 128 << 20
 
 // setMemoryLimit sets the runtime's soft memory limit and logs it. retained
-// is bus.max_retained_mib in bytes. An AUTOMEMLIMIT the library cannot
-// read is logged as a warning, and possync runs without a limit.
+// is bus.max_retained_mib in bytes. An AUTOMEMLIMIT that is not a ratio
+// above 0 and at most 1 (nor "off") is logged as a warning and the default
+// ratio is used: a typo in an override must not leave a small board
+// without a limit.
 func setMemoryLimit(retained int, logger *slog.Logger) {
-	source := ""
-	from := func(name string, p memlimit.Provider) memlimit.Provider {
-		return func() (uint64, error) {
-			l, err := p()
-			if err == nil {
-				source = name
-			}
-			return l, err
+	floor := int64(retained) + memLimitHeadroom
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		// The runtime parsed it at start (and refused to start on a bad one).
+		limit := debug.SetMemoryLimit(-1)
+		switch {
+		case limit == math.MaxInt64:
+			logger.Info("no soft memory limit: GOMEMLIMIT in the environment", "GOMEMLIMIT", v)
+		case limit < floor:
+			logger.Warn("soft memory limit from GOMEMLIMIT is below bus.max_retained_mib + 128 MiB: the garbage collector may run without end",
+				"GOMEMLIMIT", v, "limit_mib", limit>>20, "want_at_least_mib", floor>>20)
+		default:
+			logger.Info("soft memory limit from GOMEMLIMIT in the environment", "GOMEMLIMIT", v, "limit_mib", limit>>20)
+		}
+		return
+	}
+	ratio := memLimitRatio
+	if v := os.Getenv("AUTOMEMLIMIT"); v == "off" {
+		logger.Info("no soft memory limit: AUTOMEMLIMIT=off in the environment")
+		return
+	} else if v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err == nil && r > 0 && r <= 1 {
+			ratio = r
+		} else {
+			logger.Warn("AUTOMEMLIMIT ignored: it takes a ratio above 0 and at most 1 (e.g. 0.4) or \"off\"",
+				"AUTOMEMLIMIT", v, "ratio", ratio)
 		}
 	}
-	floor := int64(retained) + memLimitHeadroom
-	limit, err := memlimit.Set(
-		memlimit.WithProvider(memlimit.ApplyFallback(
-			from("memory.max of possync's cgroup", memlimit.FromCgroup),
-			from("the machine's RAM", memlimit.FromSystem))),
-		memlimit.WithRatio(memLimitRatio),
-		memlimit.WithMin(floor),
-	)
-	switch {
-	case err != nil:
-		logger.Warn("no soft memory limit", "err", err, "fix", `AUTOMEMLIMIT takes a ratio from 0 to 1 (e.g. 0.5) or "off"`)
-	case os.Getenv("GOMEMLIMIT") != "" || os.Getenv("AUTOMEMLIMIT") == "off":
-		logger.Info("soft memory limit from the environment", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"), "AUTOMEMLIMIT", os.Getenv("AUTOMEMLIMIT"), "limit_mib", limit>>20)
-	case source == "":
-		logger.Warn("no soft memory limit: neither a cgroup memory.max nor the machine's RAM could be read")
-	case limit == floor:
-		logger.Warn("soft memory limit raised to bus.max_retained_mib + 128 MiB: the retention is large for this machine",
-			"limit_mib", limit>>20, "bus_max_retained_mib", retained>>20, "more_than_the_share_of", source)
-	default:
-		logger.Info("soft memory limit", "limit_mib", limit>>20, "source", source)
+	total, source := uint64(0), ""
+	if l, err := memlimit.FromCgroup(); err == nil {
+		total, source = l, "memory limit of possync's cgroup"
+	} else if l, err := memlimit.FromSystem(); err == nil {
+		total, source = l, "the machine's RAM"
+	} else {
+		logger.Warn("no soft memory limit: neither a cgroup memory limit nor the machine's RAM could be read", "err", err)
+		return
 	}
+	limit := int64(math.MaxInt64)
+	if share := float64(total) * ratio; share < math.MaxInt64 {
+		limit = int64(share)
+	}
+	if limit < floor {
+		debug.SetMemoryLimit(floor)
+		logger.Warn("soft memory limit raised to bus.max_retained_mib + 128 MiB: the share of the memory is smaller",
+			"limit_mib", floor>>20, "bus_max_retained_mib", retained>>20, "ratio", ratio, "share_mib", limit>>20, "of", source)
+		return
+	}
+	debug.SetMemoryLimit(limit)
+	logger.Info("soft memory limit", "limit_mib", limit>>20, "ratio", ratio, "of", source)
 }

@@ -60,7 +60,8 @@ func memoryAvailable(t *testing.T) uint64 {
 // the runtime itself reports it in go_memlimit_bytes: half of what the
 // process may use by default, never less than bus.max_retained_mib +
 // 128 MiB, and as the environment says when GOMEMLIMIT or AUTOMEMLIMIT is
-// set. A bad AUTOMEMLIMIT is logged and leaves no limit.
+// set. A bad AUTOMEMLIMIT is logged and the default ratio applies; a GOMEMLIMIT
+// below the floor is taken but logged as a warning.
 func TestSoftMemoryLimit(t *testing.T) {
 	// The children get only what a case sets (t.Setenv restores the
 	// test's own environment afterwards).
@@ -74,13 +75,19 @@ func TestSoftMemoryLimit(t *testing.T) {
 		env               []string
 		want              int64
 	}{
-		{name: "default", want: max(half, (64+128)<<20), log: `msg="soft memory limit"`},
-		{name: "GOMEMLIMIT", env: []string{"GOMEMLIMIT=300MiB"}, want: 300 << 20, log: "GOMEMLIMIT=300MiB"},
+		{name: "default", want: max(half, (64+128)<<20), log: `msg="soft memory limit" limit_mib=`},
+		{name: "GOMEMLIMIT", env: []string{"GOMEMLIMIT=300MiB"}, want: 300 << 20, log: "GOMEMLIMIT=300MiB limit_mib=300"},
+		{name: "GOMEMLIMIT below the floor", env: []string{"GOMEMLIMIT=1"}, want: 1, log: "level=WARN msg=\"soft memory limit from GOMEMLIMIT is below"},
+		{name: "GOMEMLIMIT off", env: []string{"GOMEMLIMIT=off"}, want: math.MaxInt64, log: `no soft memory limit: GOMEMLIMIT`},
 		{name: "AUTOMEMLIMIT ratio", env: []string{"AUTOMEMLIMIT=0.25"}, want: max(half/2, (64+128)<<20), log: `msg="soft memory limit"`},
 		{name: "AUTOMEMLIMIT off", env: []string{"AUTOMEMLIMIT=off"}, want: math.MaxInt64, log: "AUTOMEMLIMIT=off"},
-		{name: "AUTOMEMLIMIT bad", env: []string{"AUTOMEMLIMIT=half"}, want: math.MaxInt64, log: `no soft memory limit" err="cannot parse AUTOMEMLIMIT: half"`},
+		{name: "AUTOMEMLIMIT empty", env: []string{"AUTOMEMLIMIT="}, want: max(half, (64+128)<<20), log: `msg="soft memory limit" limit_mib=`},
+		// A bad override is a warning, and the default ratio still applies.
+		{name: "AUTOMEMLIMIT bad", env: []string{"AUTOMEMLIMIT=half"}, want: max(half, (64+128)<<20), log: `AUTOMEMLIMIT=half ratio=0.5`},
+		{name: "AUTOMEMLIMIT 0", env: []string{"AUTOMEMLIMIT=0"}, want: max(half, (64+128)<<20), log: `AUTOMEMLIMIT=0 ratio=0.5`},
+		{name: "AUTOMEMLIMIT 2", env: []string{"AUTOMEMLIMIT=2"}, want: max(half, (64+128)<<20), log: `AUTOMEMLIMIT=2 ratio=0.5`},
 		{name: "retention above the share", config: "[bus]\nmax_retained_mib = 1024\n", env: []string{"AUTOMEMLIMIT=0.001"},
-			want: (1024 + 128) << 20, log: "the retention is large for this machine"},
+			want: (1024 + 128) << 20, log: "soft memory limit raised to bus.max_retained_mib + 128 MiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startChildWith(t, childOptions{dir: t.TempDir(), config: tc.config, env: tc.env})
