@@ -37,7 +37,6 @@ type queuedCommit struct {
 type groupStats struct {
 	groups  uint64 // transactions committed (a group or a lone commit)
 	batches uint64 // batches made durable in them
-	largest int    // most batches in one group
 }
 
 // errLead tells a queued commit that it leads the next group.
@@ -145,7 +144,6 @@ func (db *DB) writeTxn(bs []*appliance.Batch) error {
 	db.commits.mu.Lock()
 	db.commits.stats.groups++
 	db.commits.stats.batches += uint64(len(bs))
-	db.commits.stats.largest = max(db.commits.stats.largest, len(bs))
 	db.commits.mu.Unlock()
 	return nil
 }
