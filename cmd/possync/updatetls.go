@@ -49,13 +49,14 @@ func updateTLS(box, caFile string, w io.Writer) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-// untrustedHint explains a certificate the client could not verify.
+// untrustedHint explains a certificate the client could not verify (the
+// x509 error under the *url.Error and *tls.CertificateVerificationError
+// that net/http returns), or returns "".
 func untrustedHint(err error) string {
-	var verr *tls.CertificateVerificationError
 	var uerr x509.UnknownAuthorityError
 	var herr x509.HostnameError
 	switch {
-	case errors.As(err, &uerr) || (errors.As(err, &verr) && errors.As(verr.Err, &uerr)):
+	case errors.As(err, &uerr):
 		return " (the box's certificate is signed by its own CA: pass -ca with that CA, from `possync cert -out ca.crt` on the box or http://<box>:8079/ca.crt, its SHA-256 fingerprint checked against the ca_sha256 the box logs at start)"
 	case errors.As(err, &herr):
 		return " (the certificate does not name this host: use the name or address the box's certificate lists, e.g. possync.local or its LAN address)"

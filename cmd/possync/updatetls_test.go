@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +51,21 @@ func TestUpdateClientHTTPS(t *testing.T) {
 	_, errs, code = runCmd(t, env, "update", "-box", box, "-ca", other, good)
 	if code != 2 || !strings.Contains(errs, "holds no PEM certificate") {
 		t.Errorf("-ca with half a certificate: exit %d: %s", code, errs)
+	}
+}
+
+// The hint for a box whose certificate does not name the host the client
+// asked for, as net/http wraps it (the unknown-CA hint is exercised
+// against a real server above).
+func TestUntrustedHintHostname(t *testing.T) {
+	cert := &x509.Certificate{DNSNames: []string{"possync.local"}}
+	err := &url.Error{Op: "Get", URL: "https://box:8443", Err: &tls.CertificateVerificationError{
+		Err: x509.HostnameError{Certificate: cert, Host: "box"}}}
+	if h := untrustedHint(err); !strings.Contains(h, "does not name this host") {
+		t.Errorf("untrustedHint(hostname error) = %q", h)
+	}
+	if h := untrustedHint(errors.New("connection refused")); h != "" {
+		t.Errorf("untrustedHint(connection refused) = %q, want none", h)
 	}
 }
 
