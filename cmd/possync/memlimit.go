@@ -70,12 +70,8 @@ func setMemoryLimit(retained int, logger *slog.Logger) {
 				"AUTOMEMLIMIT", v, "ratio", ratio)
 		}
 	}
-	total, source := uint64(0), ""
-	if l, err := memlimit.FromCgroup(); err == nil {
-		total, source = l, "memory limit of possync's cgroup"
-	} else if l, err := memlimit.FromSystem(); err == nil {
-		total, source = l, "the machine's RAM"
-	} else {
+	total, source, err := memoryAllowed()
+	if err != nil {
 		logger.Warn("no soft memory limit: neither a cgroup memory limit nor the machine's RAM could be read", "err", err)
 		return
 	}
@@ -91,4 +87,19 @@ func setMemoryLimit(retained int, logger *slog.Logger) {
 	}
 	debug.SetMemoryLimit(limit)
 	logger.Info("soft memory limit", "limit_mib", limit>>20, "ratio", ratio, "of", source)
+}
+
+// memoryAllowed returns what possync may use, in bytes, and where that
+// came from: its cgroup's memory limit (v2 memory.max or v1
+// memory.limit_in_bytes, the smallest on its path) if one is set, else the
+// machine's RAM.
+func memoryAllowed() (uint64, string, error) {
+	if l, err := memlimit.FromCgroup(); err == nil {
+		return l, "memory limit of possync's cgroup", nil
+	}
+	l, err := memlimit.FromSystem()
+	if err != nil {
+		return 0, "", err
+	}
+	return l, "the machine's RAM", nil
 }

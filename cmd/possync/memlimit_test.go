@@ -1,60 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
-
-// memoryAvailable returns what the test process may use, as the kernel
-// sees it: the smallest memory.max on its cgroup v2 path, else MemTotal.
-// A child started by the test is in the same cgroup.
-func memoryAvailable(t *testing.T) uint64 {
-	t.Helper()
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var avail uint64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			kib, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("MemTotal %q: %v", v, err)
-			}
-			avail = kib << 10
-		}
-	}
-	if avail == 0 {
-		t.Fatal("no MemTotal in /proc/meminfo")
-	}
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return avail
-	}
-	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
-		path, ok := strings.CutPrefix(line, "0::")
-		if !ok {
-			continue
-		}
-		for dir := filepath.Join("/sys/fs/cgroup", path); strings.HasPrefix(dir, "/sys/fs/cgroup"); dir = filepath.Dir(dir) {
-			m, err := os.ReadFile(filepath.Join(dir, "memory.max"))
-			if err != nil {
-				continue
-			}
-			if v, err := strconv.ParseUint(strings.TrimSpace(string(m)), 10, 64); err == nil && v < avail {
-				avail = v
-			}
-		}
-	}
-	return avail
-}
 
 // possync serve sets the Go runtime's soft memory limit (GOMEMLIMIT), as
 // the runtime itself reports it in go_memlimit_bytes: half of what the
@@ -69,7 +23,11 @@ func TestSoftMemoryLimit(t *testing.T) {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}
-	half := int64(memoryAvailable(t) / 2)
+	allowed, _, err := memoryAllowed() // a child is in the test's cgroup; TestSoftMemoryLimitFromCgroup checks the reading
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := int64(allowed / 2)
 	for _, tc := range []struct {
 		name, config, log string
 		env               []string
@@ -100,4 +58,63 @@ func TestSoftMemoryLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A memory limit on possync's cgroup, as systemd's MemoryMax= sets it,
+// becomes the base of the soft limit: a child started in a new memory
+// cgroup of 600 MiB gets 300 MiB. The test makes that cgroup itself
+// (cgroup v1 memory.limit_in_bytes or v2 memory.max, as root) next to its
+// own, and says why when the machine does not let it.
+func TestSoftMemoryLimitFromCgroup(t *testing.T) {
+	for _, v := range []string{"GOMEMLIMIT", "AUTOMEMLIMIT"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	const limit = 600 << 20
+	procs := memoryCgroup(t, limit)
+	c := startChildWith(t, childOptions{dir: t.TempDir(),
+		prefix: []string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, procs}})
+	if got := scrape(t, c.url, "go_memlimit_bytes"); got != limit/2 {
+		t.Errorf("go_memlimit_bytes = %.0f (%.0f MiB) in a cgroup limited to %d MiB, want %d MiB", got, got/(1<<20), limit>>20, limit>>21)
+	}
+	if want := `of="memory limit of possync's cgroup"`; !strings.Contains(c.logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, c.logs)
+	}
+}
+
+// memoryCgroup makes a memory cgroup limited to limit bytes under the
+// test's own and returns its cgroup.procs file; it is removed when the
+// test ends (after the children it held, whose cleanups run first).
+func memoryCgroup(t *testing.T, limit int64) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	var dir, file string
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		switch {
+		case len(f) == 3 && slices.Contains(strings.Split(f[1], ","), "memory"): // v1
+			dir, file = filepath.Join("/sys/fs/cgroup/memory", f[2]), "memory.limit_in_bytes"
+		case len(f) == 3 && f[0] == "0" && f[1] == "" && dir == "": // v2, unless v1 has memory
+			dir, file = filepath.Join("/sys/fs/cgroup", f[2]), "memory.max"
+		}
+	}
+	if dir == "" {
+		t.Skip("no memory cgroup for this process")
+	}
+	cg, err := os.MkdirTemp(dir, "possync-memtest-")
+	if err != nil {
+		t.Skipf("cannot make a memory cgroup under %s (needs root and a writable cgroup file system): %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(cg); err != nil {
+			t.Errorf("remove cgroup %s: %v", cg, err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(cg, file), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+		t.Skipf("cannot limit the memory of cgroup %s (%s): %v", cg, file, err)
+	}
+	return filepath.Join(cg, "cgroup.procs")
 }
